@@ -1,0 +1,1 @@
+"""qmml-hybrid: QM / Δ-ML / MLIP multiscale potentials."""
