@@ -1,0 +1,69 @@
+"""Torch MLIPs as potentials: neighbour list in, autograd forces out.
+
+For a model returning per-atom energies e_i(R), E = Σ_i e_i - b, and
+
+    F = -∂E/∂R,      W = -∂E/∂ε|_{ε=0}   (R → R(1+ε), cell → cell(1+ε)),
+
+both by one backward pass. The virial is returned for periodic systems.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..neighbors import neighbor_pairs
+from ..potential import Potential, Result
+from ..system import AtomicSystem
+from .model import AtomicMLP, load_model
+
+
+def graph(system: AtomicSystem, cutoff: float):
+    """Neighbour pairs (i, j, shifts) as torch tensors (long)."""
+    i, j, s = neighbor_pairs(system.positions, system.cell, system.pbc, cutoff)
+    return torch.from_numpy(i), torch.from_numpy(j), torch.from_numpy(s)
+
+
+def pair_vectors(pos: torch.Tensor, cell: torch.Tensor, i, j, shifts) -> torch.Tensor:
+    """r_ij = R_j - R_i + shift @ cell, shape (P, 3)."""
+    return pos[j] - pos[i] + shifts.to(pos.dtype) @ cell
+
+
+class MLPotential(Potential):
+    """The built-in :class:`AtomicMLP` as a potential.
+
+    model : an AtomicMLP (or a path to a file written by ``save_model``)
+    dtype : torch.float64 (default, for exact force tests and MD) or float32
+    """
+
+    def __init__(self, model, dtype: torch.dtype = torch.float64, name: str | None = None,
+                 metadata: dict | None = None):
+        if not isinstance(model, AtomicMLP):
+            model, metadata = load_model(model, dtype)
+        self.model = model.to(dtype).eval()
+        self.dtype = dtype
+        self.metadata = dict(metadata or {})
+        self.species = model.species
+        self.name = name or f"mlp[{self.metadata.get('level_of_theory', 'untrained')}]"
+
+    @classmethod
+    def load(cls, path, dtype: torch.dtype = torch.float64, name: str | None = None) -> "MLPotential":
+        model, meta = load_model(path, dtype)
+        return cls(model, dtype, name, meta)
+
+    def _compute(self, system: AtomicSystem) -> Result:
+        i, j, s = graph(system, self.model.cutoff)
+        pos = torch.tensor(system.positions, dtype=self.dtype)
+        cell = torch.tensor(system.cell, dtype=self.dtype)
+        eps = torch.zeros(3, 3, dtype=self.dtype, requires_grad=True)
+        pos.requires_grad_(True)
+        strain = torch.eye(3, dtype=self.dtype) + eps
+        species = self.model.species_index(torch.from_numpy(system.numbers))
+        e_atoms = self.model(species, i, j, pair_vectors(pos @ strain, cell @ strain, i, j, s))
+        e_atoms = e_atoms - self.model.energy_offset / len(system)
+        energy = e_atoms.sum()
+        g_pos, g_eps = torch.autograd.grad(energy, (pos, eps))
+        virial = -g_eps.detach().numpy().astype(float)
+        return Result(energy=float(energy.detach()), forces=-g_pos.numpy().astype(float),
+                      energies=e_atoms.detach().numpy().astype(float),
+                      virial=0.5 * (virial + virial.T) if system.periodic else None,
+                      contributions={self.name: float(energy.detach())})

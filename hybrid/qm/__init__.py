@@ -1,0 +1,4 @@
+"""Quantum-chemistry layers."""
+from .pyscf_layer import PySCFPotential
+
+__all__ = ["PySCFPotential"]
