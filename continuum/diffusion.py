@@ -1,0 +1,313 @@
+"""Position-dependent diffusion coefficient D(x) and free energy F(x).
+
+Propagator estimator (Hummer, New J. Phys. 7, 34 (2005)).  The axis is cut
+into n bins of width Δx; the dynamics between bins is the discretised
+Smoluchowski equation dp/dt = R p with the rate matrix
+
+    R_{i+1,i} = (D_{i+½}/Δx²) exp[−(F_{i+1} − F_i) / 2k_BT]
+    R_{i,i+1} = (D_{i+½}/Δx²) exp[+(F_{i+1} − F_i) / 2k_BT]
+    R_{ii}    = −Σ_{j≠i} R_{ji},
+
+which obeys detailed balance with p_i ∝ exp(−F_i/k_BT).  With N_ji the
+number of transitions i → j observed after a lag τ, the log-likelihood
+
+    ln L(D, F) = Σ_ij N_ji ln [exp(τR)]_ji
+
+is maximised over ln D_{i+½} (on the bin edges) and F_i (bin centres, F_0 =
+0) with its analytic gradient: S = P^{-1/2} R P^{1/2} is symmetric
+(S_{i+1,i} = D_{i+½}/Δx²), so exp(τR) = P^{1/2} V e^{τΛ} Vᵀ P^{-1/2} and the
+derivative of the matrix exponential follows from the eigenvectors
+(Daleckii–Krein).  An optional Gaussian smoothness prior on successive
+ln D differences turns the estimate into a MAP one.  Uncertainties come
+from the inverse Hessian of −ln L (Laplace approximation), inflated by
+the lag in frames because every frame is used as a time origin.
+
+The MSD-in-bin estimator, D_i = Var[x(t+τ) − x(t) | x(t) ∈ i] / 2τ, is
+given for comparison; it is biased wherever D or F vary on the scale of
+√(2Dτ).  :func:`lag_scan` runs both over several lags, with the implied
+relaxation time of the slowest mode as a Markovianity check.
+
+Units: positions in m, times in s, temperature in K (D in m²/s, F in J);
+any consistent units work if the temperature is only used through F/k_BT.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from hybrid.units import K_B
+
+from .profiles import Profile
+
+
+# ---------------------------------------------------------------------------
+# data preparation
+
+def _bins(positions, edges, periodic):
+    """(F, W) bin index of each position, −1 outside the edges."""
+    edges = np.asarray(edges, dtype=float)
+    x = np.asarray(positions, dtype=float)
+    if periodic:
+        x = edges[0] + np.mod(x - edges[0], edges[-1] - edges[0])
+    idx = np.searchsorted(edges, x, side="right") - 1
+    return np.where((idx >= 0) & (idx < edges.size - 1), idx, -1)
+
+
+def transition_counts(positions, edges, lag: int, periodic: bool = False) -> np.ndarray:
+    """N_ji: transitions from bin i at frame t to bin j at frame t + lag,
+    every frame used as a time origin.  positions: (F, W); edges: (n+1,).
+    Returns (n, n) with N[j, i]."""
+    if lag < 1:
+        raise ValueError(f"lag must be at least one frame, got {lag}")
+    b = _bins(positions, edges, periodic)
+    if b.shape[0] <= lag:
+        raise ValueError(f"need more than lag={lag} frames, got {b.shape[0]}")
+    start, end = b[:-lag].ravel(), b[lag:].ravel()
+    ok = (start >= 0) & (end >= 0)
+    n = len(edges) - 1
+    return np.bincount(end[ok] * n + start[ok], minlength=n * n).reshape(n, n).astype(float)
+
+
+def coordinates(trajectory, axis: int = 2, atoms=None, unwrap: bool = True) -> np.ndarray:
+    """(F, N) positions along ``axis`` in m from a
+    :class:`continuum.trajectories.Trajectory`; with ``unwrap`` periodic
+    jumps are removed (minimum-image steps between frames), so displacements
+    are physical.  Times: ``trajectory.timestep`` (fs) × 1e-15 s."""
+    traj = trajectory if atoms is None else trajectory.select(atoms)
+    z = traj.coordinate(axis)
+    if unwrap and traj.pbc[axis]:
+        h = traj.height(axis)[:, None]
+        step = np.diff(z, axis=0)
+        step -= h[1:] * np.round(step / h[1:])
+        z = np.concatenate([z[:1], z[:1] + np.cumsum(step, axis=0)])
+    return z * 1e-10
+
+
+# ---------------------------------------------------------------------------
+# the Smoluchowski rate-matrix model
+
+class SmoluchowskiModel:
+    """Rate-matrix model on ``n`` bins of width ``dx``.
+
+    Parameters are packed as p = [ln D_e (n_edges), f_1..f_{n−1}] with f = F/k_BT
+    and f_0 = 0; n_edges = n − 1 (reflecting) or n (periodic, edge n−1 joins
+    the last bin to the first).
+    """
+
+    def __init__(self, n_bins: int, dx: float, periodic: bool):
+        if n_bins < 2:
+            raise ValueError(f"need at least two bins, got {n_bins}")
+        self.n, self.dx, self.periodic = n_bins, dx, periodic
+        self.a = np.arange(n_bins if periodic else n_bins - 1)
+        self.b = (self.a + 1) % n_bins
+
+    @property
+    def n_edges(self):
+        return self.a.size
+
+    def unpack(self, p):
+        lnD = p[:self.n_edges]
+        f = np.concatenate([[0.0], p[self.n_edges:]])
+        return lnD, f
+
+    def symmetric_matrix(self, lnD, f):
+        """S = P^{-1/2} R P^{1/2} (n, n), symmetric."""
+        k = np.exp(lnD) / self.dx**2
+        delta = f[self.b] - f[self.a]
+        S = np.zeros((self.n, self.n))
+        S[self.a, self.b] += k
+        S[self.b, self.a] += k
+        np.add.at(S, (self.a, self.a), -k * np.exp(-delta / 2))
+        np.add.at(S, (self.b, self.b), -k * np.exp(delta / 2))
+        return S
+
+    def propagator(self, p, tau):
+        """T = exp(τR) (n, n), T[j, i] = P(j, t+τ | i, t)."""
+        lnD, f = self.unpack(p)
+        lam, V = np.linalg.eigh(self.symmetric_matrix(lnD, f))
+        E = (V * np.exp(tau * lam)) @ V.T
+        return np.exp(-(f[:, None] - f[None, :]) / 2) * E
+
+    def loglike(self, p, counts, tau):
+        """ln L and its gradient (len(p),)."""
+        lnD, f = self.unpack(p)
+        S = self.symmetric_matrix(lnD, f)
+        lam, V = np.linalg.eigh(S)
+        el = np.exp(tau * lam)
+        E = (V * el) @ V.T
+        Ec = np.maximum(E, 1e-300)
+        value = np.sum(counts * (np.log(Ec) - (f[:, None] - f[None, :]) / 2))
+        W = counts / Ec
+        # Daleckii–Krein: d exp(τS) = V [(Vᵀ dS V) ∘ Φ] Vᵀ
+        dl = lam[:, None] - lam[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            Phi = np.where(np.abs(dl) > 1e-12 * (np.abs(lam).max() + 1e-300),
+                           (el[:, None] - el[None, :]) / dl, tau * el[:, None])
+        G = V @ ((V.T @ W @ V) * Phi) @ V.T           # ∂lnL/∂S_ij
+        k = np.exp(lnD) / self.dx**2
+        delta = f[self.b] - f[self.a]
+        ea, eb = np.exp(-delta / 2), np.exp(delta / 2)
+        Gaa, Gbb = G[self.a, self.a], G[self.b, self.b]
+        g_lnD = k * (G[self.a, self.b] + G[self.b, self.a] - Gaa * ea - Gbb * eb)
+        g_delta = k * (Gaa * ea - Gbb * eb) / 2
+        g_f = np.zeros(self.n)
+        np.add.at(g_f, self.b, g_delta)
+        np.add.at(g_f, self.a, -g_delta)
+        g_f -= 0.5 * (counts.sum(axis=1) - counts.sum(axis=0))
+        return value, np.concatenate([g_lnD, g_f[1:]])
+
+
+@dataclass
+class DiffusionEstimate:
+    """Result of :func:`estimate_diffusion_profile`.
+
+    diffusivity: D on the bin edges (m²/s) as a :class:`Profile` with errors;
+    free_energy: F at the bin centres (J, F = 0 in the first bin) with errors;
+    lag_time: τ (s); loglike: ln L at the optimum; temperature: K;
+    covariance: Laplace covariance of [ln D_e, f_1..] (dimensionless).
+    """
+    diffusivity: Profile
+    free_energy: Profile
+    lag_time: float
+    loglike: float
+    temperature: float
+    covariance: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def free_energy_kT(self) -> np.ndarray:
+        """(n,) F/k_BT at the bin centres."""
+        return self.free_energy.values / (K_B * self.temperature)
+
+
+def estimate_diffusion_profile(positions, edges, dt: float, lag: int, temperature: float = 298.15,
+                               periodic: bool = False, smoothness: float | None = None,
+                               errors: bool = True) -> DiffusionEstimate:
+    """Maximum-likelihood (or MAP) D(x) and F(x) from trajectories.
+
+    positions: (F, W) coordinates along the axis (m) of W particles over F
+    frames dt (s) apart (unwrapped or wrapped; only bins are used);
+    edges: (n+1,) equal-width bin edges (m); lag: τ in frames; periodic:
+    the axis is periodic with period edges[-1] − edges[0];
+    smoothness: σ of a Gaussian prior on ln D_{e+1} − ln D_e (None: pure ML).
+    """
+    edges = np.asarray(edges, dtype=float)
+    widths = np.diff(edges)
+    if edges.ndim != 1 or edges.size < 3 or not np.allclose(widths, widths[0], rtol=1e-9):
+        raise ValueError("edges must be at least 3 equally spaced positions")
+    counts = transition_counts(positions, edges, lag, periodic)
+    if np.any(counts.sum(axis=0) == 0):
+        empty = np.flatnonzero(counts.sum(axis=0) == 0)
+        raise ValueError(f"bins {empty.tolist()} were never visited at a time origin: "
+                         f"shrink the range or use fewer bins")
+    tau = lag * dt
+    n = edges.size - 1
+    model = SmoluchowskiModel(n, widths[0], periodic)
+
+    # start: F from populations, D from the MSD-in-bin estimate
+    pop = counts.sum(axis=0)
+    f0 = -np.log(pop / pop[0])
+    msd = msd_in_bins(positions, edges, dt, lag, periodic)[0]
+    d_guess = np.nanmedian(msd) if np.any(np.isfinite(msd)) else widths[0] ** 2 / tau
+    p0 = np.concatenate([np.full(model.n_edges, np.log(d_guess)), f0[1:]])
+    scale = counts.sum()
+
+    def objective(p):
+        v, g = model.loglike(p, counts, tau)
+        v, g = -v / scale, -g / scale
+        if smoothness:
+            d = np.diff(p[:model.n_edges])
+            v += np.sum(d**2) / (2 * smoothness**2) / scale
+            gd = np.zeros(model.n_edges)
+            gd[1:] += d / smoothness**2
+            gd[:-1] -= d / smoothness**2
+            g = g.copy()
+            g[:model.n_edges] += gd / scale
+        return v, g
+
+    res = minimize(objective, p0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
+    p = res.x
+    lnD, f = model.unpack(p)
+    cov = np.full((p.size, p.size), np.nan)
+    d_err = f_err = None
+    if errors:
+        h = 1e-5
+        H = np.empty((p.size, p.size))
+        for i in range(p.size):
+            e = np.zeros(p.size)
+            e[i] = h
+            H[:, i] = (objective(p + e)[1] - objective(p - e)[1]) / (2 * h) * scale
+        H = 0.5 * (H + H.T)
+        cov = np.linalg.inv(H) * lag          # overlapping time origins
+        d_err = np.exp(lnD) * np.sqrt(np.diag(cov)[:model.n_edges])
+        f_err = np.concatenate([[0.0], np.sqrt(np.diag(cov)[model.n_edges:])]) * K_B * temperature
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    kT = K_B * temperature
+    if periodic:
+        period = edges[-1] - edges[0]
+        D = Profile(edges[1:], np.exp(lnD), d_err, "diffusion coefficient", "m^2/s",
+                    (edges[0], edges[-1]), period=period)
+        F = Profile(centers, f * kT, f_err, "free energy", "J", (edges[0], edges[-1]), period=period)
+    else:
+        D = Profile(edges[1:-1], np.exp(lnD), d_err, "diffusion coefficient", "m^2/s", (edges[0], edges[-1]))
+        F = Profile(centers, f * kT, f_err, "free energy", "J", (edges[0], edges[-1]), edges=edges)
+    return DiffusionEstimate(D, F, tau, -res.fun * scale, temperature, cov, counts)
+
+
+def msd_in_bins(positions, edges, dt: float, lag: int, periodic: bool = False):
+    """MSD-in-bin estimate D_i = Var[x(t+τ) − x(t) | x(t) in bin i] / 2τ.
+
+    positions must be unwrapped (physical displacements).  Returns
+    (D (n,) m²/s — NaN for bins with fewer than 2 samples, errors (n,),
+    counts (n,)); errors assume ~Gaussian displacements,
+    σ_D = D sqrt(2 lag / N_i) (overlapping origins counted once per lag).
+    """
+    x = np.asarray(positions, dtype=float)
+    b = _bins(x[:-lag], edges, periodic).ravel()
+    disp = (x[lag:] - x[:-lag]).ravel()
+    n = len(edges) - 1
+    ok = b >= 0
+    cnt = np.bincount(b[ok], minlength=n).astype(float)
+    s1 = np.bincount(b[ok], disp[ok], minlength=n)
+    s2 = np.bincount(b[ok], disp[ok] ** 2, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        var = s2 / cnt - mean**2
+        D = np.where(cnt >= 2, var / (2 * lag * dt), np.nan)
+        err = D * np.sqrt(2 * lag / cnt)
+    return D, err, cnt
+
+
+@dataclass
+class LagScan:
+    """Estimates for several lags.  lags: (L,) frames; lag_times: (L,) s;
+    D_ml: (L, n_edges) m²/s; F_ml: (L, n) J; D_msd: (L, n) m²/s;
+    implied_times: (L,) s, relaxation time of the slowest mode of the
+    *empirical* transition matrix, −τ / ln λ₂ — constant in τ once the bin
+    dynamics is Markovian."""
+    lags: np.ndarray
+    lag_times: np.ndarray
+    D_ml: np.ndarray
+    F_ml: np.ndarray
+    D_msd: np.ndarray
+    implied_times: np.ndarray
+
+
+def lag_scan(positions, edges, dt: float, lags, temperature: float = 298.15,
+             periodic: bool = False, smoothness: float | None = None) -> LagScan:
+    """Run the propagator and MSD-in-bin estimators at each lag (frames)."""
+    lags = np.asarray(lags, dtype=int)
+    D_ml, F_ml, D_msd, t_imp = [], [], [], []
+    for lag in lags:
+        est = estimate_diffusion_profile(positions, edges, dt, lag, temperature, periodic,
+                                         smoothness, errors=False)
+        D_ml.append(est.diffusivity.values)
+        F_ml.append(est.free_energy.values)
+        D_msd.append(msd_in_bins(positions, edges, dt, lag, periodic)[0])
+        T = est.counts / est.counts.sum(axis=0, keepdims=True)
+        ev = np.sort(np.abs(np.linalg.eigvals(T)))[::-1]
+        t_imp.append(-lag * dt / np.log(ev[1]) if 0 < ev[1] < 1 else np.nan)
+    return LagScan(lags, lags * dt, np.array(D_ml), np.array(F_ml), np.array(D_msd), np.array(t_imp))

@@ -1,0 +1,148 @@
+"""D(x) and F(x) from overdamped Langevin trajectories with known D(x), U(x),
+and the hand-off of both to the Nernst–Planck solver."""
+import numpy as np
+import pytest
+
+from hybrid.units import K_B
+
+from continuum.diffusion import (SmoluchowskiModel, coordinates, estimate_diffusion_profile,
+                                 lag_scan, msd_in_bins, transition_counts)
+from continuum.grid import Grid
+from continuum.langevin import overdamped_langevin, sample_boltzmann
+from continuum.nernst_planck import Dirichlet, NernstPlanck, Species
+from continuum.trajectories import Trajectory
+
+# Reduced units: period 1, D0 = 1.  D(x) = 1 + ½ sin 2πx, βU(x) = 1.5 cos 2πx.
+T = 298.15
+KT = K_B * T
+A_U, A_D = 1.5, 0.5
+
+
+def D_true(x):
+    return 1 + A_D * np.sin(2 * np.pi * x)
+
+
+def dD_true(x):
+    return A_D * 2 * np.pi * np.cos(2 * np.pi * x)
+
+
+def beta_U(x):
+    return A_U * np.cos(2 * np.pi * x)
+
+
+def beta_force(x):
+    return A_U * 2 * np.pi * np.sin(2 * np.pi * x)
+
+
+def bin_free_energy(edges):
+    """Exact βF_i = −ln ∫_bin exp(−βU) dx, shifted to zero mean."""
+    xs = np.linspace(edges[0], edges[-1], 200001)[:-1]
+    w = np.exp(-beta_U(xs))
+    idx = np.searchsorted(edges, xs, side="right") - 1
+    F = -np.log(np.bincount(idx, w, minlength=edges.size - 1))
+    return F - F.mean()
+
+
+def simulate(walkers, frames, seed):
+    """Walkers start from a stratified Boltzmann sample; frames 1e-3 apart."""
+    x0 = sample_boltzmann(beta_U, (0.0, 1.0), walkers, seed=seed)
+    return overdamped_langevin(x0, frames, 2e-5, 50, D_true, dD_true, beta_force, (0.0, 1.0),
+                               periodic=True, seed=seed + 1), 1e-3
+
+
+@pytest.fixture(scope="module")
+def langevin_data():
+    return simulate(3000, 150, seed=11)
+
+
+def check_estimate(est, edges, d_tol, f_tol):
+    rel = est.diffusivity.values / D_true(est.diffusivity.x) - 1
+    rms = np.sqrt(np.mean(rel**2))
+    F = est.free_energy_kT - est.free_energy_kT.mean()
+    dF = np.max(np.abs(F - bin_free_energy(edges)))
+    assert rms <= d_tol, f"RMS relative error in D {rms:.3f} > {d_tol}"
+    assert dF <= f_tol, f"max |ΔF| {dF:.3f} kT > {f_tol} kT"
+    return rms, dF
+
+
+def test_propagator_estimator_recovers_D_and_F(langevin_data):
+    X, dt = langevin_data
+    edges = np.linspace(0, 1, 21)
+    est = estimate_diffusion_profile(X, edges, dt, lag=12, temperature=T, periodic=True)
+    check_estimate(est, edges, 0.10, 0.1)
+    # error bars are honest: nearly all estimates within 3σ
+    z = np.abs(est.diffusivity.values - D_true(est.diffusivity.x)) / est.diffusivity.errors
+    assert np.mean(z < 3) >= 0.9
+    assert np.all(est.free_energy.errors[1:] > 0) and est.free_energy.errors[0] == 0
+
+
+@pytest.mark.slow
+def test_propagator_estimator_tight_with_more_data():
+    X, dt = simulate(12000, 300, seed=5)
+    edges = np.linspace(0, 1, 21)
+    est = estimate_diffusion_profile(X, edges, dt, lag=16, temperature=T, periodic=True)
+    check_estimate(est, edges, 0.06, 0.05)
+
+
+def test_estimated_D_and_F_in_nernst_planck_give_zero_flux_and_boltzmann(langevin_data):
+    X, dt = langevin_data
+    edges = np.linspace(0, 1, 21)
+    est = estimate_diffusion_profile(X, edges, dt, lag=12, temperature=T, periodic=True, errors=False)
+    grid = Grid.uniform(1.0, 50)
+    F = est.free_energy
+    c_end = np.exp(-F(0.0) / KT)             # same reference concentration at both ends
+    sp = Species("walker", 0, est.diffusivity, Dirichlet(c_end), Dirichlet(c_end), pmf=F)
+    sol = NernstPlanck(grid, [sp], T).steady()
+    assert np.max(np.abs(sol.fluxes)) < 1e-12 * np.max(est.diffusivity.values)
+    assert np.allclose(sol.concentrations[0], np.exp(-F(grid.centers) / KT), rtol=1e-10)
+
+
+def test_msd_in_bin_and_lag_scan_diagnostics(langevin_data):
+    X, dt = langevin_data
+    edges = np.linspace(0, 1, 21)
+    scan = lag_scan(X, edges, dt, [4, 8, 12], temperature=T, periodic=True)
+    assert scan.D_ml.shape == (3, 20) and scan.D_msd.shape == (3, 20)
+    # the short-lag propagator estimate is biased high (bins too coarse for √(2Dτ)) ...
+    assert np.mean(scan.D_ml[0] / D_true(edges[1:])) > np.mean(scan.D_ml[2] / D_true(edges[1:]))
+    # ... while the relaxation time of the slowest mode is lag-independent (Markovian bins)
+    assert np.ptp(scan.implied_times) < 0.1 * np.mean(scan.implied_times)
+    # MSD-in-bin is accurate where the drift is small compared to √(2Dτ)/τ only; at short lag
+    # it follows D(x) to within 10% on average
+    D_msd, err, cnt = msd_in_bins(X, edges, dt, 1, periodic=True)
+    centers = 0.5 * (edges[1:] + edges[:-1])
+    assert np.sqrt(np.mean((D_msd / D_true(centers) - 1) ** 2)) < 0.1
+    assert np.all(err > 0) and cnt.sum() == X[:-1].size
+
+
+def test_rate_matrix_gradient_and_detailed_balance():
+    rng = np.random.default_rng(0)
+    for periodic in (True, False):
+        model = SmoluchowskiModel(6, 0.1, periodic)
+        p = rng.normal(0, 0.3, model.n_edges + 5)
+        counts = rng.integers(0, 50, (6, 6)).astype(float)
+        _, g = model.loglike(p, counts, 0.01)
+        h = 1e-6
+        fd = [(model.loglike(p + h * e, counts, 0.01)[0] - model.loglike(p - h * e, counts, 0.01)[0]) / (2 * h)
+              for e in np.eye(p.size)]
+        assert np.allclose(g, fd, rtol=1e-6, atol=1e-5 * np.abs(g).max())
+        Tm = model.propagator(p, 0.01)
+        f = model.unpack(p)[1]
+        peq = np.exp(-f) / np.exp(-f).sum()
+        assert np.allclose(Tm.sum(axis=0), 1, atol=1e-12)            # probability conserved
+        assert np.allclose(Tm @ peq, peq, atol=1e-12)                 # equilibrium is stationary
+        assert np.allclose(Tm * peq, (Tm * peq).T, atol=1e-12)        # detailed balance
+
+
+def test_coordinates_unwrap_and_counts():
+    # one particle moving +0.4 Å per frame through a 10 Å periodic box
+    z = (np.arange(60) * 0.4) % 10.0
+    pos = np.zeros((60, 1, 3))
+    pos[:, 0, 2] = z
+    traj = Trajectory(pos, np.tile(np.diag([5.0, 5.0, 10.0]), (60, 1, 1)), True, times=np.arange(60.0))
+    x = coordinates(traj, 2)
+    assert np.allclose(np.diff(x[:, 0]), 0.4e-10)
+    edges = np.linspace(0, 10e-10, 6)
+    N = transition_counts(x, edges, 5, periodic=True)          # 2 Å per 5 frames: next bin
+    assert N.sum() == 55 and np.all(np.diag(np.roll(N, -1, axis=0)) > 0)
+    with pytest.raises(ValueError, match="never visited"):
+        estimate_diffusion_profile(np.zeros((10, 3)), np.linspace(0, 1, 4) - 0.5, 1.0, 1)
