@@ -97,6 +97,8 @@ class PySCFPotential(Potential):
         if self.kind == "dft":
             mf = (dft.UKS if unrestricted else dft.RKS)(mol, xc=self.xc)
             mf.grids.level = self.grids_level
+            from .ao_cache import CachedNumInt
+            mf._numint = CachedNumInt(mf.grids)
         else:
             mf = (scf.UHF if unrestricted else scf.RHF)(mol)
         if self.density_fit:

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from hybrid.errors import InputError, UnknownElementError
+from hybrid.potential import LinearCombination, Potential, Result
+from hybrid.system import AtomicSystem
+from fdtools import WATER, fd_forces
+
+
+class Harmonic(Potential):
+    """E = k/2 Σ_i |R_i - R0_i|², virial W = -Σ_i (R_i - R0_i) ⊗ ∂E/∂R_i."""
+
+    def __init__(self, k, r0, name):
+        self.k, self.r0, self.name = k, np.asarray(r0), name
+        self.species = (1, 8)
+
+    def _compute(self, s):
+        d = s.positions - self.r0
+        f = -self.k * d
+        return Result(0.5 * self.k * (d**2).sum(), f, energies=0.5 * self.k * (d**2).sum(1),
+                      virial=np.einsum("ia,ib->ab", d, f), contributions={"spring": 0.5 * self.k * (d**2).sum()})
+
+
+def test_weighted_sum_keeps_parts_and_gradients(water):
+    a = Harmonic(1.0, np.zeros((3, 3)), "a")
+    b = Harmonic(2.0, np.ones((3, 3)), "b")
+    combo = 0.25 * a + b - a
+    assert isinstance(combo, LinearCombination)
+    r = combo.compute(water)
+    ra, rb = a.compute(water), b.compute(water)
+    assert r.energy == pytest.approx(0.25 * ra.energy + rb.energy - ra.energy)
+    assert set(r.contributions) == {"a", "b", "a#2", "a/spring", "b/spring", "a#2/spring"}
+    assert r.contributions["a#2"] == pytest.approx(-ra.energy)
+    assert sum(r.contributions[k] for k in ("a", "b", "a#2")) == pytest.approx(r.energy)
+    assert np.allclose(r.energies.sum(), r.energy)
+    assert np.allclose(r.virial, 0.25 * ra.virial + rb.virial - ra.virial)
+    assert np.abs(fd_forces(combo, water, h=1e-4) - r.forces).max() < 1e-7
+
+
+def test_combination_checks_species_of_every_part():
+    a = Harmonic(1.0, np.zeros((2, 3)), "a")
+    with pytest.raises(UnknownElementError, match="atom 1 is C"):
+        (a + a).compute(AtomicSystem([8, 6], WATER[:2]))
+    with pytest.raises(InputError, match="not a Potential"):
+        LinearCombination([(1.0, "not a potential")])
