@@ -54,7 +54,12 @@ class Grid:
             q = 1.0
         else:
             ratio = length / first_width
-            q = brentq(lambda q: (q**n_cells - 1) / (q - 1) - ratio, 1 + 1e-9, 2.0, xtol=1e-14)
+            growth = lambda q: np.log(np.expm1(n_cells * np.log(q)) / (q - 1)) - np.log(ratio)
+            q_max = min(2.0, np.exp(600.0 / n_cells))
+            if growth(q_max) < 0:
+                raise ValueError(f"graded grid: length/first_width = {ratio:.3g} needs cells growing "
+                                 f"faster than a factor {q_max:.3g}; use more cells")
+            q = brentq(growth, 1 + 1e-9, q_max, xtol=1e-14)
         widths = first_width * q ** np.arange(n_cells)
         faces = start + np.concatenate([[0.0], np.cumsum(widths)])
         faces[-1] = start + length

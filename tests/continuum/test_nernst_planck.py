@@ -155,3 +155,11 @@ def test_bad_inputs_are_named():
         PoissonNernstPlanck(grid, [Species("a", 1, D)], T, 79, SurfaceCharge(0.01), Neumann(0.0))
     with pytest.raises(ValueError, match="strictly increasing"):
         Grid(np.array([0.0, 2.0, 1.0]))
+    with pytest.raises(ValueError, match="use more cells"):
+        Grid.graded(100.0, 5, 0.1)
+
+
+def test_graded_grid():
+    g = Grid.graded(20.0, 1600, 0.0025)
+    assert g.widths[0] == pytest.approx(0.0025) and g.length == pytest.approx(20.0)
+    assert np.all(np.diff(g.widths) > 0) and g.n_cells == 1600
