@@ -65,16 +65,26 @@ class XTBPotential(ASECalculatorPotential):
 
 
 def mace_potential(path, dtype: str = "float64", name: str | None = None) -> ASECalculatorPotential:
-    """A MACE model file (``torch.save`` of a MACE module) as a potential."""
+    """A MACE model file (``torch.save`` of a MACE module) as a potential.
+
+    MACE model files are pickles: load only files you trust. The module is
+    read here and handed to MACE's own ASE calculator.
+    """
+    import torch
+
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such MACE model file")
+    # e3nn (a MACE dependency) torch.loads a constants file holding ``slice``
+    # objects, which torch >= 2.6 refuses by default.
+    torch.serialization.add_safe_globals([slice])
     try:
         from mace.calculators import MACECalculator
     except ImportError as exc:
         raise InputError("mace_potential needs mace-torch: pip install 'qmml-hybrid[mace]'") from exc
+    module = _load_torch_module(path, "MACE")
+    if not hasattr(module, "atomic_numbers") or not hasattr(module, "r_max"):
+        raise ModelFileError(f"{path}: a {type(module).__name__}, not a MACE model")
     try:
-        calc = MACECalculator(model_paths=path, device="cpu", default_dtype=dtype)
+        calc = MACECalculator(models=[module], device="cpu", default_dtype=dtype)
     except Exception as exc:
         raise ModelFileError(f"{path}: not a loadable MACE model ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None

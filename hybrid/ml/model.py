@@ -154,8 +154,8 @@ def load_model(path, dtype: torch.dtype | None = None) -> tuple[AtomicMLP, dict]
         raise ModelFileError(f"{path}: not a readable qmml-hybrid model file ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        kind = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ModelFileError(f"{path}: a {kind!r} file, not a {FORMAT!r} model file")
+        kind = repr(payload.get("format")) if isinstance(payload, dict) and payload.get("format") else "torch"
+        raise ModelFileError(f"{path}: a {kind} file of another kind, not a {FORMAT!r} model file")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {payload['format_version']} is newer than this "
                              f"qmml-hybrid reads ({FORMAT_VERSION})")

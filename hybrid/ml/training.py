@@ -93,13 +93,21 @@ def _check_frames(frames, model: AtomicMLP, where: str):
                                  f"model's species {[symbol(s) for s in model.species]}")
 
 
-def fit_reference_energies(model: AtomicMLP, frames) -> None:
-    """Least-squares per-species energies e_s with E_k ≈ Σ_s n_ks e_s (eV)."""
+def fit_reference_energies(model: AtomicMLP, frames) -> float:
+    """Least-squares per-species energies e_s and constant c: E_k ≈ Σ_s n_ks e_s + c (eV).
+
+    Sets ``model.ref_energies`` and returns the offset b = -c that makes
+    E_θ - b match the labels (c is dropped, b = 0, when the atom counts
+    cannot tell a constant from the per-species energies).
+    """
     counts = np.array([[np.sum(f.system.numbers == z) for z in model.species] for f in frames], float)
     e = np.array([f.energy for f in frames])
-    sol, *_ = np.linalg.lstsq(counts, e, rcond=None)
+    design = np.hstack([counts, np.ones((len(e), 1))])
+    with_const = np.linalg.matrix_rank(design) == design.shape[1] and np.linalg.cond(design) < 1e3
+    sol, *_ = np.linalg.lstsq(design if with_const else counts, e, rcond=None)
     with torch.no_grad():
-        model.ref_energies.copy_(torch.tensor(sol, dtype=model.ref_energies.dtype))
+        model.ref_energies.copy_(torch.tensor(sol[:len(model.species)], dtype=model.ref_energies.dtype))
+    return -float(sol[-1]) if with_const else 0.0
 
 
 def standardise_descriptors(model: AtomicMLP, batch: _Batch) -> None:
@@ -151,10 +159,11 @@ def train(model: AtomicMLP, frames, *, val_frames=None, val_fraction: float = 0.
     else:
         _check_frames(val_frames, model, "validation")
     model.to(dtype).train()
-    if fit_references:
-        fit_reference_energies(model, frames)
-        standardise_descriptors(model, _Batch(frames, model, dtype))
     offset = torch.nn.Parameter(model.energy_offset.detach().clone())
+    if fit_references:
+        with torch.no_grad():
+            offset.fill_(fit_reference_energies(model, frames))
+        standardise_descriptors(model, _Batch(frames, model, dtype))
     weights = [p for n, p in model.named_parameters() if n.startswith("nets")]
     opt = torch.optim.Adam(list(model.parameters()) + [offset], lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, patience // 4))
