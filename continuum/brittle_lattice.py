@@ -204,6 +204,25 @@ class BrittleLattice:
             out[:, c] = np.bincount(self.bonds[:, 0], comp[:, c], N) + np.bincount(self.bonds[:, 1], comp[:, c], N)
         return out / self.atom_area
 
+    def elastic_energy_density(self, u) -> np.ndarray:
+        """(N,) per-atom elastic energy per area: half of each carrying
+        bond's ½ k s² to each end, over Ω (broken-bond energy excluded: it
+        is surface energy, not stored elastic energy)."""
+        s = self.stretch(u)
+        e = 0.25 * self.k * np.where(self._carrying(s), s**2, 0.0)
+        n = len(self.positions)
+        return (np.bincount(self.bonds[:, 0], e, n) + np.bincount(self.bonds[:, 1], e, n)) / self.atom_area
+
+    def j_integral(self, u, tip, annuli) -> np.ndarray:
+        """Domain J-integral (continuum.fracture.j_integral_domain) from the
+        per-atom stress, displacement gradient and elastic energy density,
+        one value per (r_inner, r_outer) annulus around ``tip``."""
+        from .fracture import j_integral_domain
+
+        sig, H, W = self.atom_stress(u), self.displacement_gradient(u), self.elastic_energy_density(u)
+        vol = np.full(len(self.positions), self.atom_area)
+        return np.array([j_integral_domain(self.positions, vol, sig, H, W, tip, a, b) for a, b in annuli])
+
     def displacement_gradient(self, u) -> np.ndarray:
         """(N, 2, 2) H = ∂u/∂x per atom, least squares over its intact bonds:
         H = (Σ Δu d₀ᵀ)(Σ d₀ d₀ᵀ)⁻¹ (pseudo-inverse for under-bonded atoms)."""

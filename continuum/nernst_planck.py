@@ -40,7 +40,7 @@ themselves onto the solver grid.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -521,7 +521,6 @@ def poisson_boltzmann(grid: Grid, bulk_concentrations, valences, temperature: fl
         [sample(p, grid.centers, "pmf") for p in pmfs]) / (K_B * temperature)
     species = [Species(f"ion{k}", zk, 1.0) for k, zk in enumerate(z)]
     system = PoissonNernstPlanck(grid, species, temperature, eps_r, left, right, fixed_charge)
-    idx = np.arange(grid.n_cells)
 
     def boltzmann(phi):
         return c0[:, None] * np.exp(-z[:, None] * phi / vt - w)

@@ -89,12 +89,6 @@ class Profile:
                              f"for x in [{x.min():.6g}, {x.max():.6g}] m")
         return np.interp(x, self.x, self.values)
 
-    def shifted(self, dx: float) -> "Profile":
-        """The same profile with positions moved by dx (m)."""
-        return Profile(self.x + dx, self.values, self.errors, self.quantity, self.unit,
-                       (self.domain[0] + dx, self.domain[1] + dx), self.blocks, self.period,
-                       None if self.edges is None else self.edges + dx)
-
 
 def block_average(samples, n_blocks: int):
     """Mean and block standard error along axis 0.

@@ -33,8 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from continuum.brittle_lattice import BrittleLattice  # noqa: E402
-from continuum.fracture import (IsotropicCrack, fit_k_field, j_integral_domain,  # noqa: E402
-                                path_independence, surface_energy, thin_strip_critical_strain,
+from continuum.fracture import (IsotropicCrack, fit_k_field, path_independence,  # noqa: E402
+                                surface_energy, thin_strip_critical_strain,
                                 thin_strip_energy_release_rate)
 from continuum.fracture_potential import (k_field_load_cases, tip_descriptors,  # noqa: E402
                                           train_fracture_potential)
@@ -69,15 +69,6 @@ def tip_x(lat, y_cut):
     return mid[crossing & lat.broken].max()
 
 
-def atomistic_j(lat, u, tip):
-    sig, H = lat.atom_stress(u), lat.displacement_gradient(u)
-    e = 0.5 * np.where(lat.broken, 0.0, lat.bond_energies(u))
-    n = len(lat.positions)
-    W = (np.bincount(lat.bonds[:, 0], e, n) + np.bincount(lat.bonds[:, 1], e, n)) / lat.atom_area
-    vol = np.full(n, lat.atom_area)
-    return np.array([j_integral_domain(lat.positions, vol, sig, H, W, tip, a, b) for a, b in ANNULI])
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("crack_triangular_lattice.png"))
@@ -106,7 +97,7 @@ def main(argv=None):
         tip = np.array([xt + 0.5, tip0[1]])                 # half a bond ahead of the last broken one
         inner = np.hypot(*(lat.positions - tip).T) < R_FIX - 2
         fit = fit_k_field(crack, lat.positions[inner], u[inner], tip, True, 4.0, R_FIX - 4)
-        J = atomistic_j(lat, u, tip)
+        J = lat.j_integral(u, tip, ANNULI)
         rows.append((ratio, K, xt - x_start, fit.K, J.mean(), path_independence(J), n_new))
         if n_new and "after" not in snapshots:
             snapshots["after"] = (ratio, u.copy(), lat.broken.copy())

@@ -55,6 +55,12 @@ def langevin_data():
     return simulate(3000, 150, seed=11)
 
 
+@pytest.fixture(scope="module")
+def estimate(langevin_data):
+    X, dt = langevin_data
+    return estimate_diffusion_profile(X, np.linspace(0, 1, 21), dt, lag=12, temperature=T, periodic=True)
+
+
 def check_estimate(est, edges, d_tol, f_tol):
     rel = est.diffusivity.values / D_true(est.diffusivity.x) - 1
     rms = np.sqrt(np.mean(rel**2))
@@ -65,11 +71,9 @@ def check_estimate(est, edges, d_tol, f_tol):
     return rms, dF
 
 
-def test_propagator_estimator_recovers_D_and_F(langevin_data):
-    X, dt = langevin_data
-    edges = np.linspace(0, 1, 21)
-    est = estimate_diffusion_profile(X, edges, dt, lag=12, temperature=T, periodic=True)
-    check_estimate(est, edges, 0.10, 0.1)
+def test_propagator_estimator_recovers_D_and_F(estimate):
+    est = estimate
+    check_estimate(est, np.linspace(0, 1, 21), 0.10, 0.1)
     # error bars are honest: nearly all estimates within 3σ
     z = np.abs(est.diffusivity.values - D_true(est.diffusivity.x)) / est.diffusivity.errors
     assert np.mean(z < 3) >= 0.9
@@ -84,10 +88,8 @@ def test_propagator_estimator_tight_with_more_data():
     check_estimate(est, edges, 0.06, 0.05)
 
 
-def test_estimated_D_and_F_in_nernst_planck_give_zero_flux_and_boltzmann(langevin_data):
-    X, dt = langevin_data
-    edges = np.linspace(0, 1, 21)
-    est = estimate_diffusion_profile(X, edges, dt, lag=12, temperature=T, periodic=True, errors=False)
+def test_estimated_D_and_F_in_nernst_planck_give_zero_flux_and_boltzmann(estimate):
+    est = estimate
     grid = Grid.uniform(1.0, 50)
     F = est.free_energy
     c_end = np.exp(-F(0.0) / KT)             # same reference concentration at both ends

@@ -6,8 +6,8 @@ import pytest
 from continuum.brittle_lattice import BrittleLattice
 from continuum.fracture import (AnisotropicCrack, IsotropicCrack, crack_frame, cubic_stiffness,
                                 displacement_gradient, energy_release_rate, fit_k_field,
-                                griffith_criterion, griffith_k, j_integral_domain, j_integral_field,
-                                path_independence, strain_energy_density, surface_energy,
+                                griffith_criterion, griffith_k, j_integral_field,
+                                path_independence, slab_surface_energy, surface_energy,
                                 thin_strip_critical_strain, thin_strip_energy_release_rate,
                                 uniaxial_strain_modulus)
 
@@ -76,10 +76,33 @@ def test_anisotropic_tends_to_isotropic():
         AnisotropicCrack(SI_C, crack_frame([1, 0, 0], [0, np.cos(0.3), np.sin(0.3)]))
 
 
-def test_surface_energy_formula():
+def test_surface_energy_formula_and_ase_slabs():
     assert surface_energy(-95.0, 10, -10.0, 2.5) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="area"):
         surface_energy(0.0, 1, 0.0, 0.0)
+    from ase.build import bulk, fcc111
+    from ase.calculators.emt import EMT
+
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    slab = fcc111("Cu", (1, 1, 6), a=3.6, vacuum=8.0)
+    for atoms in (cu, slab):
+        atoms.calc = EMT()
+    area = np.linalg.norm(np.cross(slab.cell[0], slab.cell[1]))
+    manual = (slab.get_potential_energy() - len(slab) * cu.get_potential_energy() / len(cu)) / (2 * area)
+    assert slab_surface_energy(slab, cu, axis=2) == pytest.approx(manual, rel=1e-12)
+    assert 0.02 < manual < 0.1                      # eV/Å², a sensible metal surface energy
+
+
+def test_lattice_forces_are_minus_energy_gradient():
+    lat = BrittleLattice.build(6, 6)
+    lat.broken[3] = True
+    u = np.random.default_rng(0).normal(0, 0.03, lat.positions.shape)
+    f = lat.forces(u)
+    h = 1e-6
+    for atom, c in ((7, 0), (14, 1), (20, 0)):
+        du = np.zeros_like(u)
+        du[atom, c] = h
+        assert -(lat.energy(u + du) - lat.energy(u - du)) / (2 * h) == pytest.approx(f[atom, c], abs=1e-8)
 
 
 def test_ideal_brittle_lattice_slab_gives_Gc():
@@ -150,15 +173,8 @@ def lattice_crack():
 
 def test_atomistic_j_integral_on_lattice(lattice_crack):
     lat, crack, tip, kG, u, r = lattice_crack
-    sig = lat.atom_stress(u)
-    H = lat.displacement_gradient(u)
-    e = 0.5 * np.where(lat.broken, 0.0, lat.bond_energies(u))
-    n = len(lat.positions)
-    W = (np.bincount(lat.bonds[:, 0], e, n) + np.bincount(lat.bonds[:, 1], e, n)) / lat.atom_area
-    vol = np.full(n, lat.atom_area)
-    J = [j_integral_domain(lat.positions, vol, sig, H, W, tip, r_in, r_out)
-         for r_in, r_out in ((8, 16), (10, 22), (12, 26))]
-    assert np.all(np.abs(np.array(J) / lat.griffith_G - 1) < 0.02)
+    J = lat.j_integral(u, tip, ((8, 16), (10, 22), (12, 26)))
+    assert np.all(np.abs(J / lat.griffith_G - 1) < 0.02)
     assert path_independence(J) < 0.01
 
 

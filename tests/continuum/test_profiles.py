@@ -7,8 +7,8 @@ from ase import Atoms
 from hybrid.units import E_CHARGE
 
 from continuum.profiles import Profile, block_average, blocking_curve, density_profile
-from continuum.trajectories import (Trajectory, from_mdanalysis, read_ase, read_mdanalysis,
-                                    read_openmm, read_trajectory)
+from continuum.trajectories import (Trajectory, from_mdanalysis, read_ase, read_openmm,
+                                    read_trajectory)
 
 N_FRAMES, N_IONS, BOX = 40, 30, np.array([12.0, 14.0, 30.0])
 
