@@ -176,14 +176,12 @@ def from_mdanalysis(universe, select: str = "all", start=None, stop=None, step=N
         dims = ts.dimensions
         cells.append(np.zeros((3, 3)) if dims is None else triclinic_vectors(dims).astype(float))
         times.append(ts.time * PS)
-    if charges is None and hasattr(group, "charges"):
-        try:
-            charges = np.asarray(group.charges, dtype=float)
-        except Exception:   # topology without a charges attribute
-            charges = None
+    if charges is None and hasattr(group, "charges"):     # False when the topology has none
+        charges = np.asarray(group.charges, dtype=float)
     cells = np.array(cells)
     pbc = np.all(np.linalg.norm(cells, axis=2) > 0, axis=0)
-    return Trajectory(np.array(pos), cells, pbc, np.array(times), charges, np.array(group.names))
+    names = np.array(group.names) if hasattr(group, "names") else None
+    return Trajectory(np.array(pos), cells, pbc, np.array(times), charges, names)
 
 
 def read_mdanalysis(topology, trajectory=None, select: str = "all", start=None, stop=None,

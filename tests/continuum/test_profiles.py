@@ -182,3 +182,14 @@ def test_profile_interpolation_and_domain_errors():
         Profile(np.array([1.0, 1.0]), np.array([0.0, 0.0]))
     with pytest.raises(ValueError, match="charges"):
         density_profile(Trajectory(np.zeros((2, 1, 3)), np.tile(np.eye(3), (2, 1, 1)), True), weights="charge")
+
+
+def test_bare_mdanalysis_universe_without_names_charges_or_cell():
+    mda = pytest.importorskip("MDAnalysis")
+    u = mda.Universe.empty(3, trajectory=True)
+    u.atoms.positions = np.arange(9.0).reshape(3, 3)
+    traj = from_mdanalysis(u)
+    assert traj.charges is None and traj.names is None and not traj.pbc.any()
+    assert np.allclose(traj.coordinate(2)[0], [2.0, 5.0, 8.0])
+    with pytest.raises(ValueError, match="area"):
+        density_profile(traj, 2, 4, range_=(0.0, 9.0))
