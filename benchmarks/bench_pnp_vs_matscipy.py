@@ -31,6 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hybrid.units import FARADAY  # noqa: E402
+
 from continuum.electrolyte import (debye_length, ghk_flux, gouy_chapman_potential,  # noqa: E402
                                    grahame_surface_charge)
 from continuum.grid import Grid  # noqa: E402
@@ -66,7 +68,7 @@ def continuum_pnp(grid):
 
 def continuum_pb(grid):
     phi, c = poisson_boltzmann(grid, [C0, C0], [1, -1], T, EPS_R, Dirichlet(PHI0), Dirichlet(0.0))
-    rho = 96485.33212 * (c[0] - c[1])
+    rho = FARADAY * (c[0] - c[1])
     return gc_errors(grid.nodes, phi, -np.sum(rho * grid.widths))
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hybrid.units import E_CHARGE, K_B  # noqa: E402
+from hybrid.units import E_CHARGE, K_B, N_A  # noqa: E402
 
 from continuum.diffusion import coordinates, estimate_diffusion_profile, msd_in_bins  # noqa: E402
 from continuum.electrolyte import (debye_length, gouy_chapman_potential,  # noqa: E402
@@ -80,7 +80,7 @@ def synthesise(path: Path, seed: int = 1):
     # and the lateral area that makes that bulk concentration C0 = 0.1 M
     occupied = {z: np.trapezoid(np.exp(-z * phi_gc(zz) / KT_EV), zz) for z in (+1, -1)}   # Å
     counts = {+1: N_WALKERS, -1: int(round(N_WALKERS * occupied[-1] / occupied[+1]))}
-    area = N_WALKERS / (C0 * 6.02214076e23 * 1e-30 * occupied[+1])
+    area = N_WALKERS / (C0 * N_A * 1e-30 * occupied[+1])
     zs, charges = [], []
     for k, z in enumerate((+1, -1)):
         beta_u = lambda x, z=z: z * phi_gc(x) / KT_EV
@@ -128,7 +128,7 @@ def main(argv=None):
     n_cat = density_profile(traj, 2, edges, atoms=cat, n_blocks=8)
     n_an = density_profile(traj, 2, edges, atoms=an, n_blocks=8)
     rho = density_profile(traj, 2, edges, weights="charge", n_blocks=8)
-    to_molar = 1 / (6.02214076e23 * 1e3)                 # m⁻³ → mol/L
+    to_molar = 1 / (N_A * 1e3)                 # m⁻³ → mol/L
 
     # 3. φ(z) -------------------------------------------------------------------
     sigma = grahame_surface_charge(PHI0, C0, 1, EPS_R, T)
