@@ -175,3 +175,52 @@ def _unique(names):
         seen[n] = seen.get(n, 0) + 1
         out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
     return out
+
+
+class Subset(Potential):
+    """A potential evaluated on the atoms ``indices`` alone (a fixed region).
+
+    E(R) = E_p(R_indices); forces are scattered back to full length (zeros
+    elsewhere). ``charge``/``multiplicity`` set the region's electronic state
+    (default: the whole system's). With ``embed_rest`` the other atoms'
+    ``charges`` (e) become external point charges of the region (electrostatic
+    embedding), and the forces on them are returned as forces on those atoms.
+    """
+
+    def __init__(self, potential: Potential, indices, charge: int | None = None,
+                 multiplicity: int | None = None, name: str | None = None, embed_charges=None):
+        self.potential = potential
+        self.indices = np.asarray(indices, int)
+        self.charge, self.multiplicity = charge, multiplicity
+        self.embed_charges = None if embed_charges is None else np.asarray(embed_charges, float)
+        self.name = name or f"{potential.name}[{len(self.indices)} atoms]"
+        self.species = potential.species
+        self.min_distance = potential.min_distance
+
+    def region(self, system: AtomicSystem) -> AtomicSystem:
+        if self.indices.size and (self.indices.max() >= len(system) or self.indices.min() < 0):
+            raise InputError(f"{self.name}: region index {int(self.indices.max())} outside a system of "
+                             f"{len(system)} atoms")
+        sub = system.subset(self.indices, self.charge, self.multiplicity)
+        if self.embed_charges is not None:
+            rest = np.setdiff1d(np.arange(len(system)), self.indices)
+            sub.ext_charges = self.embed_charges[rest]
+            sub.ext_positions = system.positions[rest]
+        return sub
+
+    def check(self, system: AtomicSystem) -> None:
+        self.potential.check(self.region(system))
+
+    def _compute(self, system: AtomicSystem) -> Result:
+        r = self.potential._compute(self.region(system))
+        forces = np.zeros((len(system), 3))
+        forces[self.indices] = r.forces
+        if self.embed_charges is not None and r.ext_forces is not None:
+            rest = np.setdiff1d(np.arange(len(system)), self.indices)
+            forces[rest] += r.ext_forces
+        energies = None
+        if r.energies is not None:
+            energies = np.zeros(len(system))
+            energies[self.indices] = r.energies
+        return Result(r.energy, forces, energies=energies, virial=r.virial, energy_std=r.energy_std,
+                      contributions=r.contributions, info=r.info)

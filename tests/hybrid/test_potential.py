@@ -43,3 +43,16 @@ def test_combination_checks_species_of_every_part():
         (a + a).compute(AtomicSystem([8, 6], WATER[:2]))
     with pytest.raises(InputError, match="not a Potential"):
         LinearCombination([(1.0, "not a potential")])
+
+
+def test_subset_region_with_embedding(water):
+    from hybrid.potential import Subset
+    from hybrid.qm import PySCFPotential
+    two = AtomicSystem([8, 1, 1, 8, 1, 1], np.vstack([WATER, np.array(WATER) + [2.9, 0.2, 0.1]]))
+    tip3p = np.array([-0.834, 0.417, 0.417] * 2)
+    sub = Subset(PySCFPotential("HF", "sto-3g", conv_tol=1e-11), [0, 1, 2], embed_charges=tip3p)
+    r = sub.compute(two)
+    assert np.abs(fd_forces(sub, two, atoms=[1, 3]) - r.forces)[[1, 3]].max() < 2e-4
+    assert np.abs(r.forces.sum(0)).max() < 1e-6       # atoms + embedding charges: no net force
+    with pytest.raises(InputError, match="region index 7 outside a system of 6 atoms"):
+        Subset(PySCFPotential("HF", "sto-3g"), [0, 7]).compute(two)
