@@ -52,6 +52,8 @@ class PySCFPotential(Potential):
     extrapolation : order of the density extrapolation (0: previous density).
     """
 
+    stateful = True   # warm starts: blends give each region its own copy
+
     def __init__(self, method: str = "B3LYP", basis="def2-svp", *, charge: int | None = None,
                  multiplicity: int | None = None, density_fit: bool = False, auxbasis=None,
                  grids_level: int = 3, grid_response: bool = True, conv_tol: float = 1e-10,

@@ -1,0 +1,186 @@
+"""The blended multilayer Hamiltonian (n-layer ONIOM with smooth, adaptive regions).
+
+Two levels over a partition with unit weights w_u (see :mod:`couplers.partition`):
+
+    E = E_low(all) + Σ_P σ_P [E_high(P) - E_low(P)]
+
+where P runs over partitions: P = inner ∪ S for subsets S of the buffer units.
+
+* ``product``  σ_P = Π_{u∈S} w_u Π_{u∈B∖S} (1 - w_u)  (Σ_P σ_P = 1), 2ⁿ region
+  pairs for n buffer units; E is as smooth as the switch.
+* ``sorted``   buffer units sorted by weight, w_(1) >= ... >= w_(n);
+  P_k = inner ∪ {the first k}, σ_k = w_(k) - w_(k+1) (w_(0) = 1, w_(n+1) = 0);
+  n+1 region pairs; E is continuous but forces jump where two weights cross.
+* ``force_mixing``  not Hamiltonian, for comparison (ASE ForceQMMM-like):
+  F = F_low + w_u(a) [F_high(R) - F_low(R)] on atoms of the region R = inner ∪ buffer,
+  reported energy E_low + ΔE(R) is not conserved.
+
+Forces of the conservative schemes are exact:
+    F = -Σ_P σ_P ∇ΔE_P - Σ_P ΔE_P Σ_u (∂σ_P/∂w_u) ∇w_u.
+
+More than ``max_buffer`` units in the buffer: ``on_overflow="error"`` raises
+(naming n and the cap); ``"sorted"`` evaluates that step with sorted partitions
+and flags it in ``info["overflow"]`` (energy stays continuous, forces may jump).
+
+Regions that cut covalent bonds are capped with hydrogen link atoms
+(:mod:`couplers.link_atoms`). Stateful levels (the PySCF layer's warm starts)
+get one private copy per region, so each partition keeps its own history;
+``workers > 1`` evaluates the regions of one step concurrently in threads.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import OrderedDict
+
+import numpy as np
+
+from hybrid.errors import InputError
+from hybrid.potential import LinearCombination, Potential, Result
+from hybrid.system import AtomicSystem
+
+from .link_atoms import CappedRegion
+from .partition import Weights, find_bonds
+
+SCHEMES = ("product", "sorted", "force_mixing")
+
+
+class BlendedCorrection(Potential):
+    """Σ_P σ_P [E_high(P) - E_low(P)] over the partitions of ``partitioner``."""
+
+    def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
+                 max_buffer: int = 6, on_overflow: str = "error", workers: int = 1, bonds=None,
+                 region_charge=None, name: str | None = None, max_instances: int = 256):
+        if scheme not in SCHEMES:
+            raise InputError(f"unknown blending scheme {scheme!r}; choose from {SCHEMES}")
+        if on_overflow not in ("error", "sorted"):
+            raise InputError(f"on_overflow must be 'error' or 'sorted', got {on_overflow!r}")
+        self.high, self.low, self.partitioner = high, low, partitioner
+        self.scheme, self.max_buffer, self.on_overflow = scheme, int(max_buffer), on_overflow
+        self.workers = int(workers)
+        self.bonds = None if bonds is None else np.asarray(bonds, int).reshape(-1, 2)
+        self.region_charge = region_charge
+        self.name = name or f"Δ({high.name}−{low.name})"
+        sp = [set(p.species) for p in (high, low) if p.species is not None]
+        self.species = tuple(sorted(set.intersection(*sp))) if sp else None
+        self.min_distance = max(high.min_distance or 0, low.min_distance or 0)
+        self._instances: OrderedDict = OrderedDict()
+        self.max_instances = max_instances
+        self.last_weights: Weights | None = None
+
+    # -- regions ---------------------------------------------------------------
+    def _instance(self, pot: Potential, key) -> Potential:
+        if not getattr(pot, "stateful", False):
+            return pot
+        k = (id(pot), key)
+        if k not in self._instances:
+            self._instances[k] = copy.deepcopy(pot)
+            if len(self._instances) > self.max_instances:
+                self._instances.popitem(last=False)
+        self._instances.move_to_end(k)
+        return self._instances[k]
+
+    def _delta(self, system: AtomicSystem, atoms: np.ndarray, key):
+        """ΔE (eV) and ΔF (N, 3) of high minus low on the capped region ``atoms``."""
+        if len(atoms) == 0:
+            return 0.0, np.zeros((len(system), 3)), 0
+        if self.bonds is None:
+            self.bonds = find_bonds(system)
+        charge = self.region_charge(atoms) if callable(self.region_charge) else None
+        region = CappedRegion(system, atoms, self.bonds, charge=charge)
+        rh = self._instance(self.high, key)._compute(region.system)
+        rl = self._instance(self.low, key)._compute(region.system)
+        return rh.energy - rl.energy, region.scatter(rh.forces - rl.forces), 1
+
+    def _evaluate(self, system, jobs):
+        if self.workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(self.workers) as ex:
+                return list(ex.map(lambda j: self._delta(system, *j), jobs))
+        return [self._delta(system, *j) for j in jobs]
+
+    # -- the energy ---------------------------------------------------------------
+    def _compute(self, system: AtomicSystem) -> Result:
+        W = self.partitioner.weights(system)
+        self.last_weights = W
+        inner, buf = W.inner, W.buffer
+        scheme, overflow = self.scheme, False
+        if scheme == "product" and len(buf) > self.max_buffer:
+            if self.on_overflow == "error":
+                raise InputError(f"{self.name}: {len(buf)} units in the buffer exceed max_buffer="
+                                 f"{self.max_buffer} (product partitions would need {2 ** len(buf)} "
+                                 "region calls); widen the cap, narrow the buffer or use on_overflow='sorted'")
+            scheme, overflow = "sorted", True
+        n = len(system)
+        forces = np.zeros((n, 3))
+        if scheme == "force_mixing":
+            region = inner + buf
+            (de, df, calls), = self._evaluate(system, [(W.atoms(region), frozenset(region))])
+            wa = np.zeros(n)
+            for k in region:
+                wa[W.units[k]] = W.w[k]
+            energy, forces = de, wa[:, None] * df
+            n_calls = calls
+        else:
+            parts = self._partitions(W, inner, buf, scheme)
+            results = self._evaluate(system, [(W.atoms(p), frozenset(p)) for p, _, _ in parts])
+            energy, n_calls = 0.0, 0
+            for (p, sigma, dsigma), (de, df, calls) in zip(parts, results):
+                energy += sigma * de
+                forces += sigma * df
+                for k, ds in dsigma.items():
+                    if ds and k in W.grad:
+                        forces -= de * ds * W.grad[k]
+                n_calls += calls
+        info = {"scheme": scheme, "overflow": overflow, "n_buffer": len(buf), "n_high_calls": n_calls,
+                "inner_atoms": W.atoms(inner).tolist(), "buffer_atoms": W.atoms(buf).tolist(),
+                "weights": {int(k): float(W.w[k]) for k in inner + buf}}
+        return Result(float(energy), forces, contributions={self.name: float(energy)}, info=info)
+
+    @staticmethod
+    def _partitions(W: Weights, inner, buf, scheme):
+        """[(units of P, σ_P, {unit: ∂σ_P/∂w_unit})]"""
+        w = W.w
+        out = []
+        if scheme == "product":
+            for mask in itertools.product((0, 1), repeat=len(buf)):
+                factors = [w[k] if m else 1.0 - w[k] for k, m in zip(buf, mask)]
+                sigma = float(np.prod(factors)) if factors else 1.0
+                dsig = {}
+                for a, (k, m) in enumerate(zip(buf, mask)):
+                    rest = np.prod(factors[:a] + factors[a + 1:]) if len(factors) > 1 else 1.0
+                    dsig[k] = float(rest if m else -rest)
+                units = inner + [k for k, m in zip(buf, mask) if m]
+                if sigma > 0.0 or any(dsig.values()):
+                    out.append((units, sigma, dsig))
+            return out
+        order = sorted(buf, key=lambda k: -w[k])
+        ws = [1.0] + [w[k] for k in order] + [0.0]
+        for k in range(len(order) + 1):
+            dsig = {}
+            if k >= 1:
+                dsig[order[k - 1]] = 1.0
+            if k < len(order):
+                dsig[order[k]] = dsig.get(order[k], 0.0) - 1.0
+            out.append((inner + order[:k], ws[k] - ws[k + 1], dsig))
+        return out
+
+
+def blended(low: Potential, high: Potential, partitioner, **kwargs) -> LinearCombination:
+    """E = E_low(all) + Σ_P σ_P [E_high(P) - E_low(P)] as one potential."""
+    return multilayer([low, high], [partitioner], **kwargs)
+
+
+def multilayer(levels, partitioners, name: str = "multilayer", **kwargs) -> LinearCombination:
+    """n-layer ONIOM: E = E_0(all) + Σ_k Σ_P σ^(k)_P [E_k(P) - E_{k-1}(P)].
+
+    ``levels`` from lowest to highest (e.g. [MLIP, Δ-ML, QM]); ``partitioners[k]``
+    defines the region of level k+1 (nested: each inside the previous one).
+    """
+    if len(partitioners) != len(levels) - 1:
+        raise InputError(f"multilayer: {len(levels)} levels need {len(levels) - 1} partitioners, "
+                         f"got {len(partitioners)}")
+    terms = [(1.0, levels[0])]
+    for k, part in enumerate(partitioners):
+        terms.append((1.0, BlendedCorrection(levels[k + 1], levels[k], part, **kwargs)))
+    return LinearCombination(terms, name=name)
