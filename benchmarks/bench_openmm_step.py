@@ -1,0 +1,166 @@
+"""Time per MD step of a static QM/MLIP model through OpenMM, beside ASE and a cold PySCF call.
+
+Model: one QM water at the centre of a cluster of 27 waters (3×3×3 lattice,
+3.1 Å spacing, random orientations, fixed seed), the static ONIOM blend
+
+    E = E_ML(all) − E_ML(QM water) + E_QM(QM water)
+
+built from ``LinearCombination`` and ``Subset``; QM = ``PySCFPotential``
+(B3LYP/def2-SVP, grid level 3 with grid response, conv_tol 1e-10 Eh, warm
+started from the extrapolated density), ML = an untrained ``AtomicMLP``
+(seed 0; timing only). Side by side, interleaved step by step so that
+machine load hits all three alike:
+
+* hybrid:  OpenMM VerletIntegrator (0.5 fs, Reference platform) with the
+  blend as one ``couplers.openmm_force.PotentialForce``;
+* ASE:     ``ase.calculators.qmmm.SimpleQMMM`` over ``HybridCalculator`` s of
+  an identical PySCFPotential and the same MLIP, ``VelocityVerlet`` 0.5 fs,
+  same start (positions and velocities);
+* cold:    a fresh PySCF RKS + gradient of the QM water alone (MINAO guess,
+  same settings), at the hybrid run's current geometry — what a script
+  without warm starts pays for its QM part alone.
+
+PySCF and torch run on ``--threads`` threads (default 1: on a shared 2-core
+machine OpenMP spin-waiting makes small SCFs several times slower). Prints
+the medians over ``--steps`` timed steps (after 2 warm-up steps), the
+ratios, and the SCF cycles per call.
+
+Run: python benchmarks/bench_openmm_step.py   (about a minute on 2 cores)
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from hybrid import units
+
+WATER = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+
+
+def water_cluster(n_side: int = 3, spacing: float = 3.1, seed: int = 0):
+    """n_side³ waters on a cubic lattice (Å), non-periodic; returns numbers, positions, index of the centre water."""
+    rng = np.random.default_rng(seed)
+    pos = []
+    for i in range(n_side):
+        for j in range(n_side):
+            for k in range(n_side):
+                rot, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+                pos.append(WATER @ rot.T + spacing * np.array([i, j, k]) + rng.normal(scale=0.05, size=3))
+    centre = (n_side ** 3) // 2
+    return np.tile([8, 1, 1], n_side ** 3), np.vstack(pos), np.arange(3 * centre, 3 * centre + 3)
+
+
+def cold_pyscf(method, basis, numbers, pos):
+    """Fresh PySCF objects every call: energy + analytic gradient (grid response for DFT)."""
+    from pyscf import dft, gto, scf
+    t = time.perf_counter()
+    mol = gto.M(atom=[(int(z), tuple(r)) for z, r in zip(numbers, pos)], unit="Angstrom", basis=basis, verbose=0)
+    if method.upper() == "HF":
+        mf = scf.RHF(mol)
+    else:
+        mf = dft.RKS(mol, xc=method)
+        mf.grids.level = 3
+    mf.conv_tol = 1e-10
+    mf.kernel()
+    g = mf.nuc_grad_method()
+    if method.upper() != "HF":
+        g.grid_response = True
+    g.kernel()
+    return time.perf_counter() - t, int(mf.cycles)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--method", default="B3LYP")
+    ap.add_argument("--basis", default="def2-svp")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-side", type=int, default=3)
+    args = ap.parse_args(argv)
+
+    import openmm
+    import torch
+    from ase import Atoms
+    from ase import units as ase_units
+    from ase.calculators.qmmm import SimpleQMMM
+    from ase.md.verlet import VelocityVerlet
+    from pyscf import lib
+
+    from couplers.ase_calculator import HybridCalculator
+    from couplers.openmm_force import PotentialForce
+    from hybrid.ml.model import AtomicMLP
+    from hybrid.ml.potential import MLPotential
+    from hybrid.potential import Subset
+    from hybrid.qm import PySCFPotential
+
+    lib.num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    numbers, pos, qm = water_cluster(args.n_side)
+    torch.manual_seed(0)
+    ml = MLPotential(AtomicMLP((1, 8), cutoff=4.0, n_radial=6, hidden=(32, 32)))
+    qm_hybrid = PySCFPotential(args.method, args.basis)
+    qm_ase = PySCFPotential(args.method, args.basis)
+    blend = ml - Subset(ml, qm, name="ML[QM]") + Subset(qm_hybrid, qm, name="QM")
+
+    atoms = Atoms(numbers=numbers, positions=pos)
+    rng = np.random.default_rng(1)
+    masses = atoms.get_masses()
+    v = rng.normal(size=pos.shape) * np.sqrt(units.KB_EV * 300 / masses)[:, None]   # ASE velocity units
+    atoms.set_velocities(v)
+    dt_fs = 0.5
+
+    # hybrid through OpenMM
+    system = openmm.System()
+    for m in masses:
+        system.addParticle(float(m))
+    force = PotentialForce(blend, np.arange(len(numbers)), numbers, periodic=False, name="QM/ML blend")
+    force.add_to(system)
+    integ = openmm.VerletIntegrator(dt_fs / units.PS)
+    ctx = openmm.Context(system, integ, openmm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(pos / units.NM)
+    ctx.setVelocities(v * ase_units.fs * units.PS / units.NM)
+
+    # ASE SimpleQMMM on the same calculators
+    atoms.calc = SimpleQMMM(list(qm), HybridCalculator(qm_ase), HybridCalculator(ml), HybridCalculator(ml))
+    md = VelocityVerlet(atoms, timestep=dt_fs * ase_units.fs)
+
+    t_h, t_a, t_c, cyc_h, cyc_a, cyc_c, t_qm = [], [], [], [], [], [], []
+    for step in range(2 + args.steps):
+        t0 = time.perf_counter()
+        integ.step(1)
+        th = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        md.run(1)
+        ta = time.perf_counter() - t0
+        cur = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer)
+        tc, cc = cold_pyscf(args.method, args.basis, numbers[qm], np.asarray(cur)[qm] * units.NM)
+        if step >= 2:
+            t_h.append(th), t_a.append(ta), t_c.append(tc), cyc_c.append(cc)
+            cyc_h.append(qm_hybrid.log[-1]["scf_cycles"]), cyc_a.append(qm_ase.log[-1]["scf_cycles"])
+            t_qm.append(qm_hybrid.log[-1]["wall_time"])
+    assert force.n_evaluations == 2 + args.steps and len(qm_hybrid.log) == 2 + args.steps
+
+    med = {k: float(np.median(x)) for k, x in (("h", t_h), ("a", t_a), ("c", t_c))}
+    print(f"one {args.method}/{args.basis} QM water in a cluster of {len(numbers) // 3} MLIP waters "
+          f"({len(numbers)} atoms), {dt_fs} fs steps, {args.threads} thread(s), "
+          f"median of {args.steps} steps after 2 warm-up steps")
+    print()
+    print("| path | s per step | × cold PySCF | × SimpleQMMM | SCF cycles | QM calls/step |")
+    print("|---|---|---|---|---|---|")
+    rows = [("hybrid: OpenMM VerletIntegrator + PotentialForce", "h", np.median(cyc_h), 1),
+            ("ASE SimpleQMMM + VelocityVerlet", "a", np.median(cyc_a), 1),
+            ("cold PySCF E+grad of the QM water", "c", np.median(cyc_c), 1)]
+    for label, k, cyc, calls in rows:
+        print(f"| {label} | {med[k]:.3f} | {med[k] / med['c']:.2f} | {med[k] / med['a']:.2f} | {cyc:.0f} | {calls} |")
+    print()
+    overhead = np.median(np.array(t_h) - np.array(t_qm))
+    print(f"hybrid step = QM layer {np.median(t_qm):.3f} s + MLIP, blend and OpenMM bridge {overhead:.3f} s")
+    print(f"target hybrid <= 0.8 x cold PySCF: {'met' if med['h'] <= 0.8 * med['c'] else 'NOT met'} "
+          f"({med['h'] / med['c']:.2f}); hybrid < SimpleQMMM: {'met' if med['h'] < med['a'] else 'NOT met'} "
+          f"({med['h'] / med['a']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
