@@ -331,16 +331,19 @@ def create_mixed_system(topology, system, *, qm_atoms=(), ml_atoms=(), qm_potent
 
     mm_groups = _groups(new)
     free = [g for g in range(32) if g not in mm_groups and g > max(mm_groups, default=-1)]
-    free = free or [g for g in range(32) if g not in mm_groups]
-    if ml_group is None:
-        ml_group = free.pop(0) if ml.size else None
-    if qm_group is None and qm.size:
-        qm_group = free.pop(0) if free else None
-        if qm_group is None:
+    free += [g for g in range(32) if g not in mm_groups and g not in free]
+    free = [g for g in free if g not in (ml_group, qm_group)]
+    if ml.size and ml_group is None:
+        if not free:
+            raise InputError("no free force group for the ML layer; pass ml_group")
+        ml_group = free.pop(0)
+    if qm.size and qm_group is None:
+        if not free:
             raise InputError("no free force group for the QM layer; pass qm_group")
-    for label, g in (("ml_group", ml_group), ("qm_group", qm_group)):
-        if g is not None and g in mm_groups:
-            raise InputError(f"{label}={g} is already used by an MM force; layers need their own groups")
+        qm_group = free.pop(0)
+    for label, g in (("ml_group", ml_group if ml.size else None), ("qm_group", qm_group if qm.size else None)):
+        if g is not None and (g in mm_groups or not 0 <= int(g) <= 31):
+            raise InputError(f"{label}={g} is used by an MM force or outside 0..31; layers need their own groups")
     if ml.size and qm.size and ml_group == qm_group:
         raise InputError(f"ml_group and qm_group are both {ml_group}; layers need their own groups")
 

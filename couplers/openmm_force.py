@@ -127,8 +127,10 @@ class PotentialForce:
     charge, multiplicity : electronic state of the atoms' AtomicSystem.
     force_group : OpenMM force group 0-31 (settable until a Context exists).
     name : the OpenMM force name (default: the potential's name).
-    periodic : None (default) decides in :meth:`add_to` from the System;
-        True passes the box as a periodic cell.
+    periodic : None (default) decides in :meth:`add_to` from the System
+        (``usesPeriodicBoundaryConditions()`` of its forces: a System without
+        other forces counts as non-periodic even with a default box, so pass
+        True there); True passes the box as a periodic cell.
     reuse : False (default) evaluates on every OpenMM call. True returns the
         last result when positions and box are bit-identical and
         ``potential.state_key()`` (if the potential has it) is unchanged —
@@ -144,6 +146,9 @@ class PotentialForce:
                  charge: int = 0, multiplicity: int = 1, force_group: int = 0, name: str | None = None,
                  periodic: bool | None = None, reuse: bool = False, before_compute=None):
         import openmm
+        if not hasattr(openmm, "PythonForce"):
+            raise ImportError(f"PotentialForce needs openmm.PythonForce (OpenMM >= 8.6 tested); this is OpenMM "
+                              f"{openmm.__version__}")
         if not isinstance(potential, Potential):
             raise InputError(f"PotentialForce: {potential!r} is not a Potential")
         self.potential = potential

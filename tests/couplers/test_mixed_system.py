@@ -484,6 +484,32 @@ def test_cluster_region_images_whole_residues():
     assert cut.info["n_embedded"] == 3 and np.all(cut.ext_forces[3:] == 0) and np.any(cut.ext_forces[:3] != 0)
 
 
+def test_periodic_qm_ml_electrostatic_box_runs(ff):
+    """HF water + MLIP waters + TIP3P in a periodic box: layers add up, the embedding is whole residues."""
+    import torch
+    from hybrid.ml.model import AtomicMLP
+    from hybrid.ml.potential import MLPotential
+    top, pos = water_box(ff)
+    system = build(ff, top, "periodic")
+    qm, ml = residue_atoms(top, [0]), residue_atoms(top, [1, 2, 3])
+    torch.manual_seed(0)
+    mlp = MLPotential(AtomicMLP((1, 8), cutoff=3.5, n_radial=4, hidden=(8,)))
+    mixed = create_mixed_system(top, system, qm_atoms=qm, ml_atoms=ml, qm_potential=PySCFPotential("HF", "sto-3g"),
+                                ml_potential=mlp, embedding="electrostatic", embedding_cutoff=5.0)
+    integ = openmm.VerletIntegrator(0.25e-3)
+    ctx = openmm.Context(mixed.system, integ, openmm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(pos)
+    ctx.setPeriodicBoxVectors(*top.getPeriodicBoxVectors())
+    integ.step(2)
+    layers = mixed.energies(ctx)
+    assert abs(layers["mm"] + layers["ml"] + layers["qm"] - layers["total"]) < 1e-8 * abs(layers["total"])
+    n_emb = mixed.forces["qm"].result.info["n_embedded"]
+    assert 0 < n_emb < len(mixed.embedded_atoms) and n_emb % 3 == 0
+    f_qm = ctx.getState(getForces=True, groups=mixed.groups["qm"]).getForces(asNumpy=True)._value
+    assert np.count_nonzero(np.abs(f_qm[mixed.embedded_atoms]).sum(axis=1)) == n_emb
+    assert mixed.groups["ml"] != mixed.groups["qm"] and not (mixed.groups["mm"] & mixed.groups["qm"])
+
+
 # ------------------------------------------------------------------------------------------
 # clear errors
 # ------------------------------------------------------------------------------------------
@@ -503,6 +529,8 @@ def test_bad_inputs_are_named(ff):
     hf = PySCFPotential("HF", "sto-3g")
     with pytest.raises(InputError, match="both the QM and the ML region"):
         create_mixed_system(top, system, qm_atoms=[0, 1, 2], ml_atoms=[2, 3], qm_potential=hf, ml_potential=hf)
+    with pytest.raises(InputError, match="ml_group=0 is used by an MM force"):
+        create_mixed_system(top, system, ml_atoms=[3, 4, 5], ml_potential=hf, ml_group=0)
     with pytest.raises(InputError, match="needs an ml_potential"):
         create_mixed_system(top, system, ml_atoms=[3, 4, 5])
     with pytest.raises(InputError, match="outside a System of 9"):
