@@ -52,6 +52,8 @@ class ASECalculatorPotential(Potential):
 class XTBPotential(ASECalculatorPotential):
     """Extended tight binding (``tblite``): method "GFN2-xTB" or "GFN1-xTB"."""
 
+    stateful = True   # tblite restarts from its last wavefunction: one copy per region in blends
+
     def __init__(self, method: str = "GFN2-xTB", accuracy: float = 1.0, name: str | None = None, **kwargs):
         try:
             from tblite.ase import TBLite
