@@ -21,3 +21,17 @@ class DeltaMLPotential(LinearCombination):
         super().__init__([(1.0, baseline), (1.0, correction)], name=name or f"Δ-ML[{baseline.name}]")
         self.baseline, self.correction = baseline, correction
         self.stateful = bool(getattr(baseline, "stateful", False) or getattr(correction, "stateful", False))
+
+
+def delta_frames(frames, baseline: Potential):
+    """Δ labels at the same geometries: (E_target - E_baseline, F_target - F_baseline).
+
+    ``frames`` are :class:`hybrid.ml.training.Frame` labelled at the target
+    level; the baseline is evaluated here on each frame's system.
+    """
+    from .ml.training import Frame
+    out = []
+    for fr in frames:
+        r = baseline.compute(fr.system)
+        out.append(Frame(fr.system, fr.energy - r.energy, fr.forces - r.forces))
+    return out
