@@ -126,7 +126,7 @@ def main(argv=None):
     atoms.calc = SimpleQMMM(list(qm), HybridCalculator(qm_ase), HybridCalculator(ml), HybridCalculator(ml))
     md = VelocityVerlet(atoms, timestep=dt_fs * ase_units.fs)
 
-    t_h, t_a, t_c, cyc_h, cyc_a, cyc_c, t_qm = [], [], [], [], [], [], []
+    t_h, t_a, t_c, cyc_h, cyc_a, cyc_c, t_qm, t_qm_a = [], [], [], [], [], [], [], []
     for step in range(2 + args.steps):
         t0 = time.perf_counter()
         integ.step(1)
@@ -139,7 +139,7 @@ def main(argv=None):
         if step >= 2:
             t_h.append(th), t_a.append(ta), t_c.append(tc), cyc_c.append(cc)
             cyc_h.append(qm_hybrid.log[-1]["scf_cycles"]), cyc_a.append(qm_ase.log[-1]["scf_cycles"])
-            t_qm.append(qm_hybrid.log[-1]["wall_time"])
+            t_qm.append(qm_hybrid.log[-1]["wall_time"]), t_qm_a.append(qm_ase.log[-1]["wall_time"])
     assert force.n_evaluations == 2 + args.steps and len(qm_hybrid.log) == 2 + args.steps
 
     med = {k: float(np.median(x)) for k, x in (("h", t_h), ("a", t_a), ("c", t_c))}
@@ -155,11 +155,16 @@ def main(argv=None):
     for label, k, cyc, calls in rows:
         print(f"| {label} | {med[k]:.3f} | {med[k] / med['c']:.2f} | {med[k] / med['a']:.2f} | {cyc:.0f} | {calls} |")
     print()
-    overhead = np.median(np.array(t_h) - np.array(t_qm))
-    print(f"hybrid step = QM layer {np.median(t_qm):.3f} s + MLIP, blend and OpenMM bridge {overhead:.3f} s")
+    rest_h = np.median(np.array(t_h) - np.array(t_qm))
+    rest_a = np.median(np.array(t_a) - np.array(t_qm_a))
+    print(f"hybrid step = QM layer {np.median(t_qm):.3f} s + MLIP, blend, OpenMM bridge and integrator "
+          f"{rest_h * 1e3:.1f} ms")
+    print(f"ASE step    = QM layer {np.median(t_qm_a):.3f} s + MLIP calls, SimpleQMMM and VelocityVerlet "
+          f"{rest_a * 1e3:.1f} ms")
     print(f"target hybrid <= 0.8 x cold PySCF: {'met' if med['h'] <= 0.8 * med['c'] else 'NOT met'} "
-          f"({med['h'] / med['c']:.2f}); hybrid < SimpleQMMM: {'met' if med['h'] < med['a'] else 'NOT met'} "
-          f"({med['h'] / med['a']:.2f})")
+          f"({med['h'] / med['c']:.3f}); hybrid < SimpleQMMM: {'met' if med['h'] < med['a'] else 'NOT met'} "
+          f"({med['h'] / med['a']:.3f}; both run the same warm-started QM layer, so the difference is QM-time "
+          f"noise plus the non-QM part: {rest_h * 1e3:.1f} ms vs {rest_a * 1e3:.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ already hold (as openmm-ml's ``createMixedSystem`` does):
 Everything else stays MM, including the MM–QM and MM–ML cross terms
 (Lennard-Jones always, Coulomb in mechanical embedding). Constraints are
 kept. With PME the reciprocal-space interaction of inner atoms with the
-periodic images of inner atoms remains (as in openmm-ml).
+periodic images of inner atoms remains (as in openmm-ml), and so does the
+long-range dispersion correction (a property of the whole box, E ∝ ΣΣ c6/V,
+not a sum of pair terms; MLIPs with a finite cutoff have none of their own).
 
 Electrostatic embedding passes the MM charges q_J (e, from the
 NonbondedForce) of the MM atoms J ∉ I to the QM potential; the ML atoms are
