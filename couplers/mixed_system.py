@@ -104,9 +104,8 @@ class ClusterRegion(Potential):
     moved to the image nearest the region's centroid (see module docstring).
     Imaging only translates atoms, so forces (eV/Å) carry over unchanged.
 
-    ext_radii : (M,) Å, Gaussian widths σ_J of the embedded charges; the
-        potential must accept them (``ext_radii`` attribute, e.g.
-        :class:`GaussianChargePySCF`). None: point charges.
+    ext_radii : (M,) Å, Gaussian widths σ_J of the embedded charges, passed on
+        as ``AtomicSystem.ext_radii`` (the PySCF layer smears them). None: point charges.
     cutoff : Å; embed only groups with an atom closer than this to a region
         atom (None: all).
 
@@ -120,9 +119,6 @@ class ClusterRegion(Potential):
         self.ext_groups = None if ext_groups is None else np.asarray(ext_groups, int).reshape(-1)
         self.ext_radii = None if ext_radii is None else np.asarray(ext_radii, float).reshape(-1)
         if self.ext_radii is not None:
-            if not hasattr(potential, "ext_radii"):
-                raise InputError(f"{potential.name} cannot take Gaussian-smeared charges (it has no "
-                                 "'ext_radii'); use charge_model='point' or a GaussianChargePySCF")
             if np.any(self.ext_radii <= 0):
                 raise InputError(f"Gaussian charge radius {float(self.ext_radii.min())} Å must be positive")
         if cutoff is not None and cutoff <= 0:
@@ -139,7 +135,7 @@ class ClusterRegion(Potential):
             pos = pos[0] + _mic(pos - pos[0], system)
         m = system.n_ext
         sel = np.arange(m)
-        ext_q = ext_r = None
+        ext_q = ext_r = ext_s = None
         if m:
             groups = self.ext_groups if self.ext_groups is not None else np.arange(m)
             if len(groups) != m:
@@ -157,16 +153,16 @@ class ClusterRegion(Potential):
                 np.minimum.at(gmin, inv, d)
                 sel = np.flatnonzero(gmin[inv] < self.cutoff)
             ext_q, ext_r = system.ext_charges[sel], ep[sel]
+            if self.ext_radii is not None:
+                if len(self.ext_radii) != m:
+                    raise InputError(f"{self.name}: {m} embedded charges but {len(self.ext_radii)} radii")
+                ext_s = self.ext_radii[sel]
         sub = AtomicSystem(system.numbers, pos, charge=system.charge, multiplicity=system.multiplicity,
-                           ext_charges=ext_q, ext_positions=ext_r)
+                           ext_charges=ext_q, ext_positions=ext_r, ext_radii=ext_s)
         return sub, sel
 
     def _compute(self, system: AtomicSystem) -> Result:
         sub, sel = self.cluster(system)
-        if self.ext_radii is not None:
-            if len(self.ext_radii) != system.n_ext:
-                raise InputError(f"{self.name}: {system.n_ext} embedded charges but {len(self.ext_radii)} radii")
-            self.potential.ext_radii = self.ext_radii[sel]
         r = self.potential.compute(sub)
         ext = None
         if system.n_ext:
@@ -187,38 +183,6 @@ def _mic(d: np.ndarray, system: AtomicSystem) -> np.ndarray:
     return v
 
 
-class GaussianChargePySCF(PySCFPotential):
-    """:class:`PySCFPotential` whose external charges are Gaussian distributions.
-
-    ρ_J(r) = q_J (√π σ_J)⁻³ exp(−|r − R_J|²/σ_J²); the one-electron
-    integrals, the nuclear–charge term q_J Z_A erf(r/σ_J)/r and both
-    gradients (QM atoms and charges) are PySCF ``qmmm``'s Gaussian model.
-    ``ext_radii`` (M,) Å, or a float for all, is read at every call (the
-    embedding sets it); None falls back to point charges.
-    """
-
-    def __init__(self, *args, ext_radii=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ext_radii = ext_radii
-
-    @classmethod
-    def from_potential(cls, p: PySCFPotential) -> "GaussianChargePySCF":
-        """A fresh Gaussian-charge copy with the settings of ``p`` (own SCF state and log)."""
-        return cls(p.method, p.basis, charge=p.charge, multiplicity=p.multiplicity, density_fit=p.density_fit,
-                   auxbasis=p.auxbasis, grids_level=p.grids_level, grid_response=p.grid_response,
-                   conv_tol=p.conv_tol, max_cycle=p.max_cycle, extrapolation=p.extrapolator.order,
-                   max_memory=p.max_memory, name=p.name, verbose=p.verbose)
-
-    def _prepare(self, system: AtomicSystem):
-        mol, mf = super()._prepare(system)
-        if system.n_ext and self.ext_radii is not None:
-            from pyscf.qmmm import mm_mole
-            radii = np.broadcast_to(np.asarray(self.ext_radii, float), (system.n_ext,))
-            mf.mm_mol = mm_mole.create_mm_mol(system.ext_positions, system.ext_charges, radii=radii,
-                                              unit="Angstrom")
-        return mol, mf
-
-
 # ---------------------------------------------------------------------------------------------
 # The mixed system
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +197,7 @@ class MixedSystem:
     embedding : "mechanical" or "electrostatic"
     embedded_atoms : (M,) MM atoms whose charges the QM region sees
     embedded_charges, embedded_radii : (M,) e and Å (radii None for point charges)
-    qm_potential : the QM potential in use (a GaussianChargePySCF copy of a
+    qm_potential : the QM potential in use (a
         PySCFPotential for Gaussian charges), ml_potential likewise
     removed : {force name: number of terms removed}, plus "nonbonded exceptions"
     """
@@ -362,9 +326,7 @@ def create_mixed_system(topology, system, *, qm_atoms=(), ml_atoms=(), qm_potent
             ext_q = nb_charges[ext_atoms]
             if charge_model == "gaussian":
                 radii = _radii(mm_radii, topology, ext_atoms, n)
-                if isinstance(pot, PySCFPotential) and not isinstance(pot, GaussianChargePySCF):
-                    pot = GaussianChargePySCF.from_potential(pot)
-                elif not hasattr(pot, "ext_radii"):
+                if not isinstance(pot, PySCFPotential):
                     raise InputError(f"charge_model='gaussian' needs a PySCF QM potential; {pot.name} "
                                      "cannot smear charges, use charge_model='point'")
         residues = np.array([a.residue.index for a in topology.atoms()])

@@ -45,6 +45,8 @@ class AtomicSystem:
     multiplicity : 2S+1
     ext_charges : (M,) float, e, external point charges (electrostatic embedding)
     ext_positions : (M, 3) float, Å, their positions
+    ext_radii : (M,) float, Å, Gaussian widths σ_J of the charges
+        (ρ_J ∝ exp(-|r - R_J|²/σ_J²)), or None for point charges
     """
 
     numbers: np.ndarray
@@ -55,6 +57,7 @@ class AtomicSystem:
     multiplicity: int = 1
     ext_charges: np.ndarray | None = None
     ext_positions: np.ndarray | None = None
+    ext_radii: np.ndarray | None = None
 
     def __post_init__(self):
         self.numbers = np.asarray(self.numbers, dtype=int).reshape(-1)
@@ -81,6 +84,12 @@ class AtomicSystem:
             self.ext_positions = _array("ext_positions", self.ext_positions, (m, 3))
             if not np.all(np.isfinite(self.ext_charges)):
                 raise InputError("ext_charges contain NaN or inf")
+            if self.ext_radii is not None:
+                self.ext_radii = _array("ext_radii", np.broadcast_to(np.asarray(self.ext_radii, float), (m,)), (m,))
+                if np.any(self.ext_radii <= 0):
+                    raise InputError(f"ext_radii must be positive (Å), got {float(self.ext_radii.min())}")
+        elif self.ext_radii is not None:
+            raise InputError("ext_radii given without ext_charges")
 
     # -- conveniences -------------------------------------------------------
     def __len__(self) -> int:

@@ -7,6 +7,9 @@ also holds the charges' interaction with the electrons and nuclei,
 
     E = E_QM[ρ; h + Σ_J -q_J/|r - R_J|] + Σ_A Σ_J Z_A q_J / |R_A - R_J|,
 
+(with ``system.ext_radii`` the charges are Gaussians of width σ_J and 1/r
+becomes erf(r/σ_J)/r, PySCF's Gaussian charge model),
+
 and the forces on the charges, -∂E/∂R_J, are returned as ``ext_forces``.
 
 For MD each call starts the SCF from a density extrapolated from the
@@ -107,7 +110,8 @@ class PySCFPotential(Potential):
             mf = mf.density_fit(auxbasis=self.auxbasis)
         if system.n_ext:
             from pyscf import qmmm
-            mf = qmmm.mm_charge(mf, system.ext_positions, system.ext_charges, unit="Angstrom")
+            mf = qmmm.mm_charge(mf, system.ext_positions, system.ext_charges, radii=_radii(system),
+                                unit="Angstrom")
         mf.conv_tol = self.conv_tol
         mf.max_cycle = self.max_cycle
         mf.verbose = self.verbose
@@ -119,7 +123,8 @@ class PySCFPotential(Potential):
 
     def _prepare(self, system: AtomicSystem):
         state = self._electronic_state(system)
-        key = (tuple(system.numbers), int(state.charge), int(state.multiplicity), system.n_ext)
+        key = (tuple(system.numbers), int(state.charge), int(state.multiplicity), system.n_ext,
+               system.ext_radii is None)
         if key != self._key:
             self._build(system, state)
             self._key = key
@@ -129,7 +134,7 @@ class PySCFPotential(Potential):
             if system.n_ext:
                 from pyscf.qmmm import mm_mole
                 self._mf.mm_mol = mm_mole.create_mm_mol(system.ext_positions, system.ext_charges,
-                                                        unit="Angstrom")
+                                                        radii=_radii(system), unit="Angstrom")
             if self._grad is not None:
                 self._grad.reset(self._mol)
         return self._mol, self._mf
@@ -206,6 +211,11 @@ class PySCFPotential(Potential):
             raise InputError(f"{self.name}: electrostatic embedding is available for HF and DFT "
                              "(PySCF qmmm gradients), not for post-HF methods")
         self._electronic_state(system)
+
+
+def _radii(system: AtomicSystem):
+    """Gaussian widths of the external charges in Å (PySCF converts them with unit="Angstrom")."""
+    return system.ext_radii
 
 
 def _parse_method(method: str):

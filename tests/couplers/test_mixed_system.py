@@ -14,7 +14,7 @@ import openmm
 import pytest
 from openmm import app, unit
 
-from couplers.mixed_system import (ClusterRegion, GaussianChargePySCF, create_mixed_system,
+from couplers.mixed_system import (ClusterRegion, create_mixed_system,
                                    split_interaction_groups)
 from hybrid import units
 from hybrid.errors import InputError
@@ -344,7 +344,7 @@ def _energy_ev(ctx, pos_nm):
 
 def test_electrostatic_hf_fd_forces_on_qm_and_mm_atoms(hf_in_water):
     top, pos, system, qm, mixed, ctx = hf_in_water
-    assert isinstance(mixed.qm_potential, GaussianChargePySCF)
+    assert isinstance(mixed.qm_potential, PySCFPotential) and mixed.embedded_radii is not None
     ctx.setPositions(pos)
     f = ctx.getState(getForces=True).getForces(asNumpy=True).value_in_unit(
         unit.kilojoule_per_mole / unit.nanometer) * units.KJ_PER_MOL / units.NM
@@ -376,9 +376,9 @@ def test_electrostatic_qm_mm_coulomb_counted_once(hf_in_water):
     e_coul = units.COULOMB * float((q[qm][:, None] * q[mm][None] / r).sum())
     e_mm_water = MMRegion(mixed_ff(), top, pos, [qm], "nocutoff").compute(
         AtomicSystem([8, 1, 1], pos[qm] * units.NM)).energy
-    hf = GaussianChargePySCF("HF", "sto-3g", ext_radii=mixed.embedded_radii)
+    hf = PySCFPotential("HF", "sto-3g")
     e_hf = hf.compute(AtomicSystem([8, 1, 1], pos[qm] * units.NM, ext_charges=q[mm],
-                                   ext_positions=pos[mm] * units.NM)).energy
+                                   ext_positions=pos[mm] * units.NM, ext_radii=mixed.embedded_radii)).energy
     assert abs(e_total - (e_mm_full - e_coul - e_mm_water + e_hf)) < 1e-6
     assert abs(e_coul) > 0.05      # the term at stake is not negligible
     # the MM side has no Coulomb energy left on the QM atoms
@@ -406,9 +406,9 @@ def test_gaussian_charges_damp_close_charges_only(hf_in_water):
         """|μ(with the charge) − μ(without)| of the QM electrons + nuclei, Debye."""
         mu = []
         for ext in (False, True):
-            p = GaussianChargePySCF("HF", "sto-3g", ext_radii=radii)
+            p = PySCFPotential("HF", "sto-3g")
             s = water if not ext else AtomicSystem(water.numbers, water.positions, ext_charges=[0.417],
-                                                   ext_positions=[r_charge])
+                                                   ext_positions=[r_charge], ext_radii=radii)
             p.compute(s)
             mf = p._mf
             mu.append(mf.undo_qmmm().dip_moment(mf.mol, mf.make_rdm1(), verbose=0) if ext else
@@ -416,8 +416,9 @@ def test_gaussian_charges_damp_close_charges_only(hf_in_water):
         return float(np.linalg.norm(mu[1] - mu[0]))
 
     def interaction(r_charge, radii):
-        p = GaussianChargePySCF("HF", "sto-3g", ext_radii=radii)
-        s = AtomicSystem(water.numbers, water.positions, ext_charges=[0.417], ext_positions=[r_charge])
+        p = PySCFPotential("HF", "sto-3g")
+        s = AtomicSystem(water.numbers, water.positions, ext_charges=[0.417], ext_positions=[r_charge],
+                         ext_radii=radii)
         return p.compute(s).energy - p.compute(water).energy
 
     far, hbond, contact = ([0.0, 0.0, 0.1173 + d] for d in (9.0, 1.8, 0.8))
