@@ -33,7 +33,10 @@ def cut_bonds(bonds: np.ndarray, atoms: np.ndarray) -> np.ndarray:
 class CappedRegion:
     """The atoms ``atoms`` of ``system`` plus one H per cut bond in ``bonds``.
 
-    ``system`` is the capped subsystem (real atoms first, then link atoms);
+    ``system`` is the capped subsystem (real atoms first, then link atoms), an
+    isolated cluster: in a periodic system the region is made whole by the
+    minimum image relative to its first atom (a translation of each atom, so
+    forces carry over unchanged; the region must be smaller than half the box).
     :meth:`scatter` maps its forces (n + n_links, 3) back to (N, 3).
     """
 
@@ -43,13 +46,23 @@ class CappedRegion:
         self.cuts = cut_bonds(bonds, self.atoms)
         self.g = np.array([link_factor(system.numbers[q], system.numbers[m]) for q, m in self.cuts])
         sub = system.subset(self.atoms, charge, multiplicity)
+        if system.periodic:
+            from ase.geometry import find_mic
+            p = sub.positions
+            d, _ = find_mic(p - p[0], system.cell, system.pbc)
+            sub = AtomicSystem(sub.numbers, p[0] + d, charge=sub.charge, multiplicity=sub.multiplicity)
+            system = AtomicSystem(system.numbers, system.positions, system.cell, system.pbc)
+            positions = system.positions.copy()
+            positions[self.atoms] = sub.positions
+        else:
+            positions = system.positions
         if len(self.cuts):
             q, m = self.cuts[:, 0], self.cuts[:, 1]
             d = system.positions[m] - system.positions[q]
             if system.periodic:
                 from ase.geometry import find_mic
                 d, _ = find_mic(d, system.cell, system.pbc)
-            link = system.positions[q] + self.g[:, None] * d
+            link = positions[q] + self.g[:, None] * d
             sub = AtomicSystem(np.concatenate([sub.numbers, np.ones(len(q), int)]),
                                np.vstack([sub.positions, link]), sub.cell, sub.pbc, sub.charge, sub.multiplicity)
         self.system = sub

@@ -179,3 +179,30 @@ def test_score_partitioner_and_fixed_regions():
     pot = blended(LOW, HIGH, fixed)
     assert pot.compute(s).info[pot.labels[1]]["inner_atoms"] == [0, 1, 2, 6, 7, 8]
     assert np.abs(fd_forces(pot, s, h=1e-5) - r.forces).max() < 1e-5
+
+
+def test_periodic_box_regions_are_whole_clusters():
+    """In a periodic box the regions are isolated, whole clusters (a QM code needs no PBC)."""
+    from hybrid.build import water_box
+    from hybrid.potential import Potential, Result
+
+    class NonPeriodicOnly(Potential):
+        """LOW, refusing periodic input, on whole molecules only."""
+        name = "cluster-only"
+
+        def _compute(self, s):
+            assert not s.periodic
+            d = np.linalg.norm(s.positions[1::3] - s.positions[0::3], axis=1)
+            assert d.max() < 1.3, d            # no molecule split by the box
+            return LOW._compute(s)
+
+    box = water_box(3, spacing=3.1, seed=2)
+    shift = np.repeat(np.random.default_rng(1).normal(scale=0.2, size=(27, 3)), 3, axis=0)
+    box = AtomicSystem(box.numbers, box.positions - 1.0 + shift, box.cell, box.pbc)   # molecules cross the boundary
+    part = DistancePartitioner(("atom", 0), 3.0, 0.3)
+    pot = LOW + BlendedCorrection(NonPeriodicOnly(), LOW, part)
+    r = pot.compute(box)
+    assert 0 < r.info[pot.labels[1]]["n_buffer"] <= 4
+    atoms = [0, 4, int(r.info[pot.labels[1]]["buffer_atoms"][0])]
+    assert np.abs(fd_forces(pot, box, h=1e-5, atoms=atoms) - r.forces)[atoms].max() < 1e-5
+    assert r.energy == pytest.approx(LOW.compute(box).energy + r.contributions[pot.labels[1]], abs=1e-12)
