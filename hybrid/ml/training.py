@@ -28,11 +28,22 @@ from .potential import graph
 
 @dataclass
 class Frame:
-    """One labelled structure: energy (eV) and forces (N, 3, eV/Å)."""
+    """One labelled structure.
+
+    system : the geometry and electronic state
+    energy : float, eV
+    forces : (N, 3) eV/Å
+    dipole : (3,) e·Å, or None (only stored and passed on; the loss does not use it)
+    charges : (N,) e, atomic partial charges (e.g. Mulliken), or None
+    info : provenance: ``config_id``, ``level_of_theory``, ...
+    """
 
     system: AtomicSystem
     energy: float
     forces: np.ndarray
+    dipole: np.ndarray | None = None
+    charges: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
 
 
 @dataclass
