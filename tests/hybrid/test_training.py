@@ -1,30 +1,46 @@
-"""Force-matching training with a trainable offset, on EMT copper labels."""
+"""Force-matching training on EMT copper labels: offset, reports, Δ-ML frames, committees, fine-tuning."""
+import copy
+import json
+
 import numpy as np
 import pytest
 import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
 
 from hybrid.errors import InputError
+from hybrid.ml.adapters import ASECalculatorPotential
 from hybrid.ml.committee import Committee
 from hybrid.ml.model import AtomicMLP
 from hybrid.ml.potential import MLPotential
-from hybrid.ml.training import Frame, errors, train
+from hybrid.ml.training import (Frame, delta_frames, errors, fine_tune, train, train_committee,
+                                write_training_report)
 from hybrid.system import AtomicSystem
 from fdtools import fd_forces
 
 
-def emt_frames(n, seed, shift=0.0):
+def emt_frames(n, seed, shift=0.0, a=3.61, rattle=0.08, vacancies=True):
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
-        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat([(1, 1, 2), (2, 1, 2), (2, 2, 2)][k % 3])
-        for _ in range(k % 2):                      # cell size and vacancies: N varies 7-32
+        atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat([(1, 1, 2), (2, 1, 2), (2, 2, 2)][k % 3])
+        for _ in range(k % 2 if vacancies else 0):  # cell size and vacancies: N varies 7-32
             del atoms[int(rng.integers(len(atoms)))]
-        atoms.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        atoms.rattle(rattle, seed=int(rng.integers(1 << 30)))
         atoms.calc = EMT()
-        out.append(Frame(AtomicSystem.from_ase(atoms), atoms.get_potential_energy() + shift, atoms.get_forces()))
+        out.append(Frame(AtomicSystem.from_ase(atoms), atoms.get_potential_energy() + shift, atoms.get_forces(),
+                         info={"config_id": k, "level_of_theory": "EMT"}))
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models train faster on one thread (and the machine is shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +48,19 @@ def data():
     return emt_frames(30, 0, shift=5.0), emt_frames(8, 1, shift=5.0)
 
 
-def test_training_cuts_force_error_and_learns_offset(data):
+@pytest.fixture(scope="module")
+def fitted(data):
     frames, held_out = data
     torch.manual_seed(0)
     model = AtomicMLP((29,), cutoff=4.0, n_radial=6, hidden=(16, 16))
     before = errors(model, held_out)
     report = train(model, frames, epochs=80, lr=5e-3, batch_size=8, w_forces=10.0, seed=0)
+    return model, report, before
+
+
+def test_training_cuts_force_error_and_learns_offset(data, fitted):
+    frames, held_out = data
+    model, report, before = fitted
     after = errors(model, held_out)
     assert after["force_rmse"] < 0.3 * before["force_rmse"]
     assert after["energy_per_atom_rmse"] < 0.03
@@ -47,17 +70,37 @@ def test_training_cuts_force_error_and_learns_offset(data):
     assert pot.compute(held_out[0].system).energy == pytest.approx(held_out[0].energy, abs=0.3)
     assert report.best_epoch <= report.epochs and "val" in report.metrics
     assert len(report.history) == report.epochs
+    tr, va = report.split_frames(frames)
+    assert len(tr) + len(va) == 30 and len(va) == 3 and not {id(f) for f in tr} & {id(f) for f in va}
+    assert errors(model, va) == pytest.approx(report.metrics["val"])
+
+
+def test_training_report_writes_parity_png_and_metrics(data, fitted, tmp_path):
+    import matplotlib.image
+    frames, held_out = data
+    model, report, _ = fitted
+    tr, va = report.split_frames(frames)
+    out = write_training_report(model, tmp_path / "report", {"train": tr, "val": va, "test": held_out},
+                                report=report, title="Cu EMT")
+    png = matplotlib.image.imread(out["files"]["parity"])
+    assert png.ndim == 3 and png.shape[0] > 300 and png.shape[1] > 2 * 300
+    assert png[..., :3].std() > 0.05                        # not a blank canvas
+    assert matplotlib.image.imread(out["files"]["learning_curve"]).shape[0] > 200
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    test = errors(model, held_out)
+    for key in ("energy_mae", "energy_rmse", "force_mae", "force_rmse"):
+        assert saved["metrics"]["test"][key] == pytest.approx(test[key])
+        assert saved["metrics"]["train"][key] == pytest.approx(report.metrics["train"][key])
+    assert saved["metrics"]["test"]["force_mae"] <= saved["metrics"]["test"]["force_rmse"]
+    assert saved["best_epoch"] == report.best_epoch and saved["metrics"]["test"]["n_atoms"] == 132
 
 
 def test_committee_mean_spread_and_forces(data):
     frames, held_out = data
-    members = []
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        m = AtomicMLP((29,), cutoff=4.0, n_radial=4, hidden=(8,))
-        train(m, frames[:12], epochs=5, seed=seed)
-        members.append(MLPotential(m))
-    com = Committee(members)
+    com, reports = train_committee(AtomicMLP((29,), cutoff=4.0, n_radial=4, hidden=(8,)), frames[:12], 2,
+                                   seed=1, epochs=5)
+    members = com.members
+    assert isinstance(com, Committee) and [r.info["seed"] for r in reports] == [1, 2]
     s = held_out[1].system
     r = com.compute(s)
     parts = [m.compute(s) for m in members]
@@ -76,3 +119,84 @@ def test_training_rejects_bad_labels(data):
         train(model, [bad])
     with pytest.raises(InputError, match="atom 0: element O is not among"):
         train(model, [Frame(AtomicSystem([8], [[0, 0, 0]]), 0.0, np.zeros((1, 3)))])
+
+
+def test_committee_from_seeds_and_from_bootstrap(data):
+    frames, held_out = data
+    template = AtomicMLP((29,), cutoff=4.0, n_radial=4, hidden=(8,))
+    s = held_out[2].system
+    for mode in ("seeds", "bootstrap"):
+        com, reports = train_committee(template, frames[:16], 3, mode=mode, seed=3, epochs=4, batch_size=8)
+        assert len(com.members) == 3 and len(reports) == 3
+        assert [r.info["member"] for r in reports] == [0, 1, 2] and all(r.info["mode"] == mode for r in reports)
+        assert all(m.model.config == template.config for m in com.members)
+        f = np.stack([m.compute(s).forces for m in com.members])
+        assert np.abs(f[0] - f[1]).max() > 1e-4 and np.abs(f[1] - f[2]).max() > 1e-4   # members differ
+        r = com.compute(s)
+        assert r.force_std.shape == (len(s),) and r.force_std.max() > 0
+        # one validation set shared by all members: 2 of 16 frames held out
+        assert {r.metrics["val"]["n_frames"] for r in reports} == {2}
+        if mode == "bootstrap":
+            samples = [r.info["sample"] for r in reports]
+            assert all(len(x) == 14 for x in samples) and samples[0] != samples[1] != samples[2]
+            assert all(len(set(x)) < 14 for x in samples)        # with replacement: repeats
+            assert all(r.info["unique_fraction"] == len(set(x)) / 14 for r, x in zip(reports, samples))
+        else:
+            assert all("sample" not in r.info for r in reports)
+    with pytest.raises(InputError, match="mode 'jackknife'"):
+        train_committee(template, frames[:16], 3, mode="jackknife")
+    with pytest.raises(InputError, match="at least 2 members"):
+        train_committee(template, frames[:16], 1)
+
+
+def test_delta_frames_from_label_sets_and_from_a_baseline_potential(data):
+    frames, _ = data
+    target = frames[:5]
+    lj = ASECalculatorPotential(LennardJones(sigma=2.3, epsilon=0.4, rc=5.0), name="LJ")
+    by_potential = delta_frames(target, lj)
+    baseline = [Frame(f.system, lj.compute(f.system).energy, lj.compute(f.system).forces,
+                      info={"config_id": f.info["config_id"], "level_of_theory": "LJ"}) for f in target]
+    by_labels = delta_frames(target, baseline[::-1])             # paired by config_id, not by order
+    for t, b, d1, d2 in zip(target, baseline, by_potential, by_labels):
+        assert d2.energy == pytest.approx(t.energy - b.energy, abs=1e-12)
+        assert np.allclose(d2.forces, t.forces - b.forces, atol=1e-12)
+        assert d1.energy == pytest.approx(d2.energy, abs=1e-12) and np.allclose(d1.forces, d2.forces)
+        assert d2.info["config_id"] == t.info["config_id"] and d2.info["level_of_theory"] == "EMT - LJ"
+        assert abs(d2.energy - t.energy) > 0.1                   # the baseline really was subtracted
+    moved = copy.deepcopy(baseline)
+    moved[3].system.positions[4] += [0.0, 0.01, 0.0]
+    with pytest.raises(InputError, match="target frame 3 .config_id 3., atom 4 .Cu.: positions differ by 0.01"):
+        delta_frames(target, moved)
+    with pytest.raises(InputError, match="no baseline frame for config_id \\[4\\]"):
+        delta_frames(target, baseline[:4])
+    unpaired = [Frame(b.system, b.energy, b.forces) for b in baseline]
+    unpaired[1] = Frame(AtomicSystem([8] * len(target[1].system), target[1].system.positions),
+                        0.0, target[1].forces)
+    with pytest.raises(InputError, match="target frame 1 .config_id 1., atom 0: Cu in the target, O in the baseline"):
+        delta_frames(target, unpaired)
+
+
+def test_fine_tuning_fits_new_data_and_keeps_the_old_fit(data, fitted):
+    """Compressed, hotter copper: fine-tuning with replay learns it and keeps the old error; without replay it forgets."""
+    frames, held_out = data
+    model0, _, _ = fitted
+    new = emt_frames(16, 5, shift=5.0, a=3.45, rattle=0.12, vacancies=False)
+    new_test = emt_frames(6, 6, shift=5.0, a=3.45, rattle=0.12, vacancies=False)
+    old_err, new_err = errors(model0, held_out), errors(model0, new_test)
+    model = copy.deepcopy(model0)
+    rep = fine_tune(model, new, old_frames=frames, replay=1.0, lr=2e-3, epochs=30, batch_size=8)
+    after_new, after_old = errors(model, new_test), errors(model, held_out)
+    assert after_new["force_rmse"] < 0.6 * new_err["force_rmse"]
+    assert after_new["energy_per_atom_rmse"] < 0.6 * new_err["energy_per_atom_rmse"]
+    assert after_old["force_rmse"] < 1.5 * old_err["force_rmse"]
+    assert after_old["energy_per_atom_rmse"] < 1.5 * old_err["energy_per_atom_rmse"] + 0.005
+    # the standardisation and the species are kept; the report holds before/after errors and the replay size
+    assert torch.equal(model.feat_mean, model0.feat_mean) and torch.equal(model.feat_std, model0.feat_std)
+    assert model.species == model0.species and rep.info["n_replay"] == 16
+    assert rep.info["new_after"]["force_rmse"] < rep.info["new_before"]["force_rmse"]
+    assert set(rep.info) >= {"old_before", "old_after", "new_before", "new_after"}
+    forgetful = copy.deepcopy(model0)
+    fine_tune(forgetful, new, replay=0.0, lr=2e-3, epochs=30, batch_size=8)
+    assert errors(forgetful, held_out)["force_rmse"] > 2 * after_old["force_rmse"]
+    with pytest.raises(InputError, match="fine-tuning frame 0, atom 0: element O"):
+        fine_tune(model, [Frame(AtomicSystem([8], [[0, 0, 0]]), 0.0, np.zeros((1, 3)))])
