@@ -1,0 +1,239 @@
+"""From the ``[[levels]]`` of a configuration to one blended multilayer potential.
+
+Levels L_1 (lowest, all atoms) … L_n; level k ≥ 2 corrects level k−1 over
+its region, blended across a buffer (:class:`couplers.blend.BlendedCorrection`):
+
+    E = E_1(all) + Σ_{k=2..n} ΔE_k,     ΔE_k = Σ_P σ^(k)_P [E_k(P) − E_{k−1}(P)]
+
+Regions are :class:`couplers.partition.DistancePartitioner` over the
+structure's molecules (fixed for the run, so a resumed run uses the same
+units and bonds as the original), with weight w_u = s((r_u − r_inner)/width)
+of each molecule's centre-of-mass distance r_u (Å) from the centre.
+
+Every level is wrapped in :class:`Timed`, which adds the wall time of its
+evaluations (seconds) to a :class:`Clock`; PySCF potentials inside a level
+(also as a Δ-ML baseline) have the shared ``qm`` clock as well, so the
+share of wall time spent in quantum chemistry is measured, not estimated.
+"""
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import ConfigError, Section, _fmt
+from ..errors import HybridError, InputError
+from ..potential import LinearCombination, Potential, Result
+
+
+class Clock:
+    """Accumulated wall time (s) and number of calls. Deep copies share the clock,
+    so the per-region copies that blends make of stateful levels all report here."""
+
+    def __init__(self, name: str):
+        self.name, self.total, self.calls = name, 0.0, 0
+
+    def add(self, seconds: float) -> None:
+        self.total += seconds
+        self.calls += 1
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class Timed(Potential):
+    """``potential`` unchanged (E, F, everything), with its wall time added to ``clocks``."""
+
+    def __init__(self, potential: Potential, *clocks: Clock):
+        self.potential, self.clocks = potential, clocks
+        self.name = potential.name
+        self.species = potential.species
+        self.min_distance = potential.min_distance
+        self.stateful = bool(getattr(potential, "stateful", False))
+
+    def check(self, system):
+        self.potential.check(system)
+
+    def _compute(self, system) -> Result:
+        t0 = time.perf_counter()
+        try:
+            return self.potential._compute(system)
+        finally:
+            dt = time.perf_counter() - t0
+            for c in self.clocks:
+                c.add(dt)
+
+
+@dataclass
+class Model:
+    """The run's potential and what the runner reports about it.
+
+    potential : the multilayer LinearCombination (eV, eV/Å)
+    names : level names, lowest first
+    labels : the LinearCombination's term labels (labels[0] = lowest level on all
+        atoms, labels[k] = the blended correction of level k+1), keys of
+        ``Result.contributions`` and ``Result.info``
+    clocks : {level name: Clock}; qm : the clock of every PySCF evaluation
+    """
+
+    potential: Potential
+    names: list
+    labels: list
+    clocks: dict
+    qm: Clock
+    has_qm: bool = False
+    regions: list = field(default_factory=list)
+
+
+def _fail(source, i, prefix, key, value, msg):
+    return ConfigError([f"{source}: [[levels]] #{i} {prefix}{key} = {_fmt(str(value))}: {msg}"])
+
+
+def build_level(lv: Section, index: int, qm: Clock, source: str = "config.toml", prefix: str = "") -> tuple:
+    """(Potential, uses PySCF) for one level table (validated by :mod:`hybrid.config`)."""
+    kind, name = lv["kind"], lv["name"]
+    try:
+        if kind == "mlip":
+            import torch
+
+            from ..ml.potential import MLPotential
+            return MLPotential.load(lv["file"], dtype=getattr(torch, lv["dtype"]), name=name), False
+        if kind == "xtb":
+            from ..ml.adapters import XTBPotential
+            return XTBPotential(lv["method"], accuracy=lv["accuracy"], name=name), False
+        if kind == "pyscf":
+            from ..qm.pyscf_layer import PySCFPotential
+            try:
+                pot = PySCFPotential(lv["method"], lv["basis"], name=name, **lv["options"])
+            except InputError as exc:
+                raise _fail(source, index, prefix, "method", lv["method"], str(exc)) from None
+            return Timed(pot, qm), True
+        if kind == "delta":
+            base, uses_qm = build_level(lv["baseline"], index, qm, source, prefix + "baseline.")
+            if lv["correction"] is None:
+                base.name = name
+                return base, uses_qm
+            import torch
+
+            from ..delta import DeltaMLPotential
+            from ..ml.potential import MLPotential
+            corr = MLPotential.load(lv["correction"], dtype=torch.float64, name=f"{name}/correction")
+            return DeltaMLPotential(base, corr, name=name), uses_qm
+        if kind == "mace":
+            from ..ml.adapters import mace_potential
+            return mace_potential(lv["file"], dtype=lv["dtype"], name=name), False
+        if kind == "torchani":
+            from ..ml.adapters import TorchANIPotential
+            return TorchANIPotential(lv["file"], name=name), False
+        if kind == "python":
+            return _python_level(lv, index, source, prefix), False
+    except ConfigError:
+        raise
+    except InputError as exc:
+        key = "correction" if kind == "delta" else "file"
+        value = lv.get(key) or lv.get("method") or kind
+        raise _fail(source, index, prefix, key if lv.get(key) else "kind", value, str(exc)) from None
+    raise _fail(source, index, prefix, "kind", kind, "unknown kind")  # validated earlier: unreachable
+
+
+def _python_level(lv, index, source, prefix) -> Potential:
+    path = lv["file"]
+    spec = importlib.util.spec_from_file_location(f"hybrid_user_level_{index}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise _fail(source, index, prefix, "file", path, f"importing it failed: {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, lv["factory"], None)
+    if not callable(factory):
+        raise _fail(source, index, prefix, "factory", lv["factory"], f"no such function in {path.name}")
+    try:
+        pot = factory(**lv["options"])
+    except TypeError as exc:
+        raise _fail(source, index, prefix, "options", lv["options"], f"{lv['factory']}(): {exc}") from None
+    if not isinstance(pot, Potential):
+        raise _fail(source, index, prefix, "factory", lv["factory"],
+                    f"returned a {type(pot).__name__}, not a hybrid.potential.Potential")
+    pot.name = lv["name"]
+    return pot
+
+
+def partitioner(region: Section, index: int, structure, source: str = "config.toml"):
+    """The DistancePartitioner of a region table, checked against the structure."""
+    from couplers.partition import DistancePartitioner
+    n, mols = len(structure.system), structure.molecules
+    kind, value = region["center"]["kind"], region["center"]["value"]
+    bad = None
+    if kind == "atom" and value >= n:
+        bad = f"atom index outside the structure's {n} atoms (0..{n - 1})"
+    elif kind == "group" and max(value) >= n:
+        bad = f"atom index {max(value)} outside the structure's {n} atoms (0..{n - 1})"
+    elif kind == "molecule" and value >= len(mols):
+        bad = f"molecule index outside the structure's {len(mols)} molecules (0..{len(mols) - 1})"
+    if bad:
+        raise ConfigError([f"{source}: [[levels]] #{index} region.center.{kind} = {_fmt(value)}: {bad}"])
+    if kind == "atom":
+        center = ("atom", int(value))
+    elif kind == "group":
+        center = ("group", [int(i) for i in value])
+    elif kind == "molecule":
+        center = ("group", [int(i) for i in mols[value]])
+    else:
+        center = ("point", list(value))
+    return DistancePartitioner(center, region["r_inner"], region["width"], switch=region["switch"],
+                               molecules=mols)
+
+
+def build_model(cfg: Section, structure) -> Model:
+    """The multilayer potential of ``cfg["levels"]`` on ``structure``."""
+    from couplers.blend import BlendedCorrection
+    source = cfg["path"].name if cfg.get("path") else "config.toml"
+    qm = Clock("qm")
+    levels, names, clocks, has_qm = [], [], {}, False
+    for i, lv in enumerate(cfg["levels"], start=1):
+        pot, uses_qm = build_level(lv, i, qm, source)
+        clocks[lv["name"]] = Clock(lv["name"])
+        levels.append(Timed(pot, clocks[lv["name"]]))
+        names.append(lv["name"])
+        has_qm = has_qm or uses_qm
+    terms = [(1.0, levels[0])]
+    regions = []
+    for i in range(1, len(levels)):
+        region = cfg["levels"][i]["region"]
+        part = partitioner(region, i + 1, structure, source)
+        terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
+                                             max_buffer=region["max_buffer"], on_overflow=region["on_overflow"],
+                                             workers=region["workers"], bonds=structure.bonds,
+                                             name=f"{names[i]}-{names[i - 1]}")))
+        regions.append(names[i])
+    potential = LinearCombination(terms, name="multilayer")
+    return Model(potential, names, list(potential.labels), clocks, qm, has_qm, regions)
+
+
+class NonFiniteError(HybridError, FloatingPointError):
+    """A potential returned NaN or inf."""
+
+
+class FiniteGuard(Potential):
+    """``potential`` unchanged, but a NaN/inf energy or force raises :class:`NonFiniteError`
+    naming the contributions and atoms affected (before OpenMM can integrate it)."""
+
+    def __init__(self, potential: Potential):
+        self.potential = potential
+        self.name, self.species, self.min_distance = potential.name, potential.species, potential.min_distance
+
+    def check(self, system):
+        self.potential.check(system)
+
+    def _compute(self, system) -> Result:
+        r = self.potential._compute(system)
+        bad_f = ~np.all(np.isfinite(r.forces), axis=1)
+        if np.isfinite(r.energy) and not bad_f.any():
+            return r
+        parts = [f"{k} = {v}" for k, v in r.contributions.items() if not np.isfinite(v)]
+        atoms = np.flatnonzero(bad_f)
+        raise NonFiniteError(
+            f"{self.name}: energy {r.energy}" + (f" ({', '.join(parts)})" if parts else "") +
+            (f"; non-finite forces on {len(atoms)} atom(s), first {atoms[:5].tolist()}" if atoms.size else ""))

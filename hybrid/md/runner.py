@@ -1,0 +1,395 @@
+"""The run loop of ``hybrid run``: OpenMM dynamics on a blended multilayer potential.
+
+The OpenMM System holds one particle per atom (masses in amu) and one
+force, :class:`couplers.openmm_force.PotentialForce`, wrapping the
+multilayer potential (:mod:`hybrid.md.levels`) with ``reuse=True``: each
+step evaluates the potential once (the energy query after a step and the
+force call of the next step share the positions, so the second is answered
+from the first). No MM terms are added.
+
+Integrators: ``verlet`` (``openmm.VerletIntegrator``, leapfrog; NVE) and
+``langevin`` (``openmm.LangevinMiddleIntegrator`` at ``temperature_K`` with
+``friction_per_ps``; NVT), with time step ``timestep_fs``.
+
+Initial velocities (Å/fs internally, nm/ps for OpenMM: × PS/NM = 100):
+"maxwell-boltzmann" draws v_ia ~ N(0, k_B T/m_i) from numpy's PCG64 with
+``seed``, removes the centre-of-mass velocity and rescales to exactly T
+with f = 3N − 3 degrees of freedom; "structure" takes the file's momenta
+(centre-of-mass velocity removed); "zero" starts at rest.
+
+Reported per step (CSV, eV/fs/K): E_pot = E(R) (the model's energy), E_kin
+from OpenMM (for leapfrog Verlet OpenMM reports the kinetic energy at the
+full step), E_total = E_pot + E_kin, T = 2 E_kin/(f k_B) with f = 3N − 3
+for Verlet (total momentum removed and conserved by the translation
+invariant models) and 3N for Langevin; E_<lowest level> on all atoms and
+dE_<level> = Σ_P σ_P [E_k(P) − E_{k−1}(P)] of each boundary; atoms in the
+inner region and buffer of each boundary, its high-level region calls, and
+whether the product scheme overflowed into sorted partitions that step.
+Wall times (s per reported step: ``wall_s``, ``pyscf_s`` in every PySCF
+evaluation, ``level_<name>_s`` in each level including its region calls)
+go to a separate CSV (``timings``), so
+that the physics log of a resumed run is byte-identical to an
+uninterrupted one.
+
+Checkpoints (:mod:`hybrid.md.checkpoint`) every ``checkpoint_interval``
+steps, at step 0 and at the last step; outputs are fsynced first and their
+sizes recorded, and ``resume=True`` cuts them back to those sizes
+(:mod:`hybrid.md.outputs`). An SCF failure, a NaN/inf energy or force, or
+any other error of the potential stops the run with
+:class:`RunFailed` naming the step; outputs keep every completed step
+before it and the last checkpoint is untouched.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import units
+from ..config import ConfigError, Section
+from ..errors import HybridError, InputError
+from . import checkpoint
+from .levels import FiniteGuard, build_model
+from .outputs import CSVLog, Trajectory, read_csv, write_topology_pdb
+from .plot import plot_summary
+from .structure import load_structure
+
+
+class RunFailed(HybridError, RuntimeError):
+    """The dynamics stopped at ``step``; outputs and the checkpoint of ``checkpoint_step`` are intact."""
+
+    def __init__(self, message: str, step: int, checkpoint_step: int, cause: BaseException | None = None):
+        super().__init__(message)
+        self.step, self.checkpoint_step, self.cause = step, checkpoint_step, cause
+
+
+@dataclass
+class RunSummary:
+    """What a run did. Times in s; ``ns_per_day`` and ``qm_share`` refer to this session."""
+
+    first_step: int
+    last_step: int
+    steps: int
+    wall_s: float
+    ns_per_day: float
+    qm_share: float
+    level_s: dict
+    drift_meV: float | None
+    drift_meV_per_ps: float | None
+    files: dict = field(default_factory=dict)
+    resumed: bool = False
+
+    def text(self) -> str:
+        lines = [f"steps {self.first_step} -> {self.last_step} ({self.steps} this session"
+                 f"{', resumed' if self.resumed else ''}) in {self.wall_s:.1f} s: {self.ns_per_day:.4g} ns/day, "
+                 f"QM (PySCF) {100 * self.qm_share:.1f}% of wall time"]
+        if self.level_s:
+            lines.append("time in levels (s, incl. region calls): " +
+                         ", ".join(f"{k} {v:.1f}" for k, v in self.level_s.items()))
+        if self.drift_meV is not None:
+            lines.append(f"total-energy drift: max |E_tot - E_tot(0)| = {self.drift_meV:.3g} meV"
+                         + (f", slope {self.drift_meV_per_ps:+.3g} meV/ps" if self.drift_meV_per_ps is not None
+                            else ""))
+        lines += [f"{k}: {v}" for k, v in self.files.items()]
+        return "\n".join(lines)
+
+
+class Runner:
+    """One run of a validated configuration (:func:`hybrid.config.load_config`).
+
+    resume : continue from the checkpoint in the output directory;
+    overwrite : start afresh even if the output directory holds a checkpoint;
+    progress : show a progress bar (default: the config's ``output.progress``);
+    stream : where the bar and notices go.
+    """
+
+    def __init__(self, cfg: Section, *, resume: bool = False, overwrite: bool = False,
+                 progress: bool | None = None, stream=None):
+        self.cfg, self.resume, self.overwrite = cfg, resume, overwrite
+        self.progress = cfg["output"]["progress"] if progress is None else progress
+        self.stream = stream or sys.stderr
+        self.source = cfg["path"].name if cfg.get("path") else "config.toml"
+
+    # -- setup ------------------------------------------------------------------------
+    def _threads(self) -> None:
+        n = self.cfg["md"]["threads"]
+        import torch
+        torch.set_num_threads(n)
+        if self.model.has_qm:
+            import pyscf
+            pyscf.lib.num_threads(n)
+
+    def _build(self) -> None:
+        cfg, md = self.cfg, self.cfg["md"]
+        st = cfg["structure"]
+        try:
+            self.structure = load_structure(st["file"], st["charge"], st["multiplicity"], st["molecules"])
+        except InputError as exc:
+            raise ConfigError([f"{self.source}: [structure] file = \"{st['file']}\": {exc}"]) from None
+        self.model = build_model(cfg, self.structure)
+        self._threads()
+        import openmm
+
+        from couplers.openmm_force import PotentialForce
+        s = self.structure.system
+        self.n = len(s)
+        omm = openmm.System()
+        for m in self.structure.masses:
+            omm.addParticle(float(m))
+        if s.periodic:
+            omm.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(v / units.NM)) for v in s.cell])
+        self.force = PotentialForce(FiniteGuard(self.model.potential), np.arange(self.n), s.numbers,
+                                    charge=s.charge, multiplicity=s.multiplicity, reuse=True,
+                                    periodic=bool(s.periodic), name="hybrid")
+        self.force.add_to(omm)
+        dt_ps = md["timestep_fs"] / units.PS
+        if md["integrator"] == "verlet":
+            integ = openmm.VerletIntegrator(dt_ps)
+            self.dof = 3 * self.n - 3 if self.n > 1 else 3 * self.n
+        else:
+            integ = openmm.LangevinMiddleIntegrator(md["temperature_K"], md["friction_per_ps"], dt_ps)
+            integ.setRandomNumberSeed(md["seed"])
+            self.dof = 3 * self.n
+        platform = openmm.Platform.getPlatformByName(md["platform"])
+        props = {"Threads": str(md["threads"])} if md["platform"] == "CPU" else {}
+        self.omm, self.integrator = omm, integ
+        self.context = openmm.Context(omm, integ, platform, props)
+        self.dt_ps = dt_ps
+
+    def _initial_velocities(self) -> np.ndarray:
+        """(N, 3) nm/ps."""
+        md, m = self.cfg["md"], self.structure.masses
+        kind = md["initial_velocities"]
+        if kind == "zero" or (kind == "maxwell-boltzmann" and md["temperature_K"] == 0):
+            return np.zeros((self.n, 3))
+        if kind == "structure":
+            if self.structure.velocities is None:
+                raise ConfigError([f"{self.source}: [md] initial_velocities = \"structure\": "
+                                   f"{self.cfg['structure']['file'].name} holds no velocities (momenta)"])
+            v = np.array(self.structure.velocities, float)
+        else:
+            rng = np.random.default_rng(md["seed"])
+            kt = units.KB_EV * md["temperature_K"]
+            v = rng.normal(size=(self.n, 3)) * np.sqrt(kt / m * units.ACCEL)[:, None]    # Å/fs
+        if self.n > 1:
+            v -= (m[:, None] * v).sum(0) / m.sum()
+        if kind == "maxwell-boltzmann":
+            ke = 0.5 * np.sum(m[:, None] * v**2) / units.ACCEL                          # eV
+            target = 0.5 * (3 * self.n - 3 if self.n > 1 else 3) * units.KB_EV * md["temperature_K"]
+            v *= np.sqrt(target / ke) if ke > 0 else 0.0
+        return v * units.PS / units.NM
+
+    # -- reporting ------------------------------------------------------------------------
+    def _columns(self):
+        names, regions = self.model.names, self.model.regions
+        cols = ["step", "time_fs", "E_total_eV", "E_pot_eV", "E_kin_eV", "T_K", f"E_{names[0]}_eV"]
+        cols += [f"dE_{r}_eV" for r in regions]
+        for r in regions:
+            cols += [f"n_inner_{r}", f"n_buffer_{r}", f"high_calls_{r}", f"overflow_{r}"]
+        tcols = ["step", "wall_s", "pyscf_s"] + [f"level_{k}_s" for k in self.model.names]
+        return cols, tcols
+
+    def _row(self, step: int, state) -> dict:
+        from openmm.unit import kilojoule_per_mole
+        res = self.force.result
+        ekin = state.getKineticEnergy().value_in_unit(kilojoule_per_mole) * units.KJ_PER_MOL
+        epot = float(res.energy)
+        labels = self.model.labels
+        row = {"step": step, "time_fs": step * self.cfg["md"]["timestep_fs"], "E_total_eV": epot + ekin,
+               "E_pot_eV": epot, "E_kin_eV": ekin, "T_K": 2 * ekin / (self.dof * units.KB_EV),
+               f"E_{self.model.names[0]}_eV": float(res.contributions[labels[0]])}
+        for k, r in enumerate(self.model.regions, start=1):
+            info = res.info[labels[k]]
+            row[f"dE_{r}_eV"] = float(res.contributions[labels[k]])
+            row[f"n_inner_{r}"] = len(info["inner_atoms"])
+            row[f"n_buffer_{r}"] = len(info["buffer_atoms"])
+            row[f"high_calls_{r}"] = int(info["n_high_calls"])
+            row[f"overflow_{r}"] = int(bool(info["overflow"]))
+        return row
+
+    def _timing_row(self, step: int, wall: float) -> dict:
+        clocks = self.model.clocks
+        row = {"step": step, "wall_s": wall, "pyscf_s": self.model.qm.total - self._last_qm}
+        for k, c in clocks.items():
+            row[f"level_{k}_s"] = c.total - self._last_level[k]
+        self._last_qm = self.model.qm.total
+        self._last_level = {k: c.total for k, c in clocks.items()}
+        return row
+
+    def _sync_and_checkpoint(self, step: int) -> None:
+        sizes = {"csv": self.csv.sync(), "timings": self.timings.sync(), "trajectory": self.traj.sync()}
+        stats = dict(self.stats)
+        stats["wall_s"] += time.perf_counter() - self.t_start
+        stats["qm_s"] += self.model.qm.total
+        meta = {"step": step, "time_fs": step * self.cfg["md"]["timestep_fs"], "config_hash": self.cfg["hash"],
+                "platform": self.context.getPlatform().getName(), "integrator": self.cfg["md"]["integrator"],
+                "seed": self.cfg["md"]["seed"], "outputs": sizes, "trajectory_frames": self.traj.frames,
+                "stats": stats}
+        checkpoint.save(self.cfg["output"]["checkpoint"], self.context, meta)
+        self.checkpoint_step = step
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        cfg, md, out = self.cfg, self.cfg["md"], self.cfg["output"]
+        self._build()
+        out["directory"].mkdir(parents=True, exist_ok=True)
+        cols, tcols = self._columns()
+        ti, ri, ci = out["trajectory_interval"], out["report_interval"], out["checkpoint_interval"]
+        self.stats = {"wall_s": 0.0, "qm_s": 0.0}
+        self.t_start = time.perf_counter()
+        self._last_qm, self._last_level = 0.0, {k: 0.0 for k in self.model.clocks}
+        if self.resume:
+            payload = checkpoint.load(out["checkpoint"])
+            if payload["config_hash"] != cfg["hash"]:
+                raise InputError(f"{out['checkpoint']}: written by a run with a different configuration or input "
+                                 f"files (only [md] steps may change on resume); start a new run with --overwrite")
+            checkpoint.restore(self.context, payload)
+            start = int(payload["step"])
+            self.stats.update(payload.get("stats", {}))
+            sizes = payload["outputs"]
+            self.csv = CSVLog(out["csv"], cols, resume_size=sizes["csv"])
+            self.timings = CSVLog(out["timings"], tcols, resume_size=sizes["timings"])
+            self.traj = Trajectory(out["trajectory"], self.structure.topology, self.dt_ps, ti,
+                                   resume=(sizes["trajectory"], payload["trajectory_frames"]))
+            self.checkpoint_step = start
+        else:
+            if out["checkpoint"].exists() and not self.overwrite:
+                raise InputError(f"{out['checkpoint']} exists: a run already writes to {out['directory']}; "
+                                 "continue it with --resume or start again with --overwrite")
+            start = 0
+            pos_nm = self.structure.system.positions / units.NM
+            self.context.setPositions(pos_nm)
+            self.context.setVelocities(self._initial_velocities())
+            self.context.setTime(0.0)
+            self.context.setStepCount(0)
+            write_topology_pdb(out["topology"], self.structure.topology, pos_nm)
+            self.csv = CSVLog(out["csv"], cols)
+            self.timings = CSVLog(out["timings"], tcols)
+            self.traj = Trajectory(out["trajectory"], self.structure.topology, self.dt_ps, ti)
+            self.checkpoint_step = -1
+        n_steps = md["steps"]
+        step = start
+        last_reported = start
+        try:
+            bar = self._bar(start, n_steps)
+            t_session = time.perf_counter()
+            try:
+                if not self.resume:
+                    state = self._state(0, positions=True)
+                    self.csv.write(self._row(0, state))
+                    self.timings.write(self._timing_row(0, time.perf_counter() - t_session))
+                    self.traj.write(state.getPositions(asNumpy=True))
+                    self._sync_and_checkpoint(0)
+                t_prev = time.perf_counter()
+                while step < n_steps:
+                    self._step(step)
+                    step += 1
+                    frame = step % ti == 0
+                    report = step % ri == 0 or step == n_steps
+                    state = self._state(step, positions=frame)
+                    if report:
+                        now = time.perf_counter()
+                        self.csv.write(self._row(step, state))
+                        self.timings.write(self._timing_row(step, now - t_prev))
+                        t_prev = now
+                        last_reported = step
+                    if frame:
+                        self.traj.write(state.getPositions(asNumpy=True))
+                    if step % ci == 0 or step == n_steps:
+                        self._sync_and_checkpoint(step)
+                    self._update_bar(bar, step - start, time.perf_counter() - t_session)
+            finally:
+                if bar is not None:
+                    bar.close()
+        except RunFailed:
+            self._close(plot=True)
+            raise
+        except KeyboardInterrupt:
+            self._close(plot=True)
+            raise RunFailed(f"interrupted at step {step}; outputs hold steps up to {last_reported}, the last "
+                            f"checkpoint is step {self.checkpoint_step}: continue with `hybrid run --resume`",
+                            step, self.checkpoint_step) from None
+        wall = time.perf_counter() - t_session
+        self._close(plot=True)
+        return self._summary(start, step, wall)
+
+    def _step(self, step: int) -> None:
+        prev = self.force.last_error
+        try:
+            self.integrator.step(1)
+        except Exception as exc:  # OpenMMException wraps the potential's error
+            raise self._failure(step, exc, prev) from None
+
+    def _state(self, step: int, positions: bool):
+        prev = self.force.last_error
+        try:
+            return self.context.getState(getEnergy=True, getPositions=positions)
+        except Exception as exc:
+            raise self._failure(step, exc, prev) from None
+
+    def _failure(self, step: int, exc: BaseException, prev) -> RunFailed:
+        cause = self.force.last_error if self.force.last_error is not prev else exc
+        kind = type(cause).__name__
+        text = str(cause).strip() or repr(cause)
+        if len(text) > 2000:
+            text = text[:2000] + " ..."
+        t = step * self.cfg["md"]["timestep_fs"]
+        ck = self.checkpoint_step
+        msg = (f"step {step} (t = {t:.2f} fs): the potential failed: {kind}: {text}\n"
+               f"The run stopped. {self.cfg['output']['csv'].name} and the trajectory hold every step before "
+               f"{step}; the last checkpoint ({self.cfg['output']['checkpoint']}) is step {ck}"
+               + (", from which `hybrid run --resume` restarts." if ck >= 0 else "."))
+        return RunFailed(msg, step, ck, cause)
+
+    def _close(self, plot: bool) -> None:
+        for name in ("csv", "timings", "traj"):
+            w = getattr(self, name, None)
+            if w is not None:
+                try:
+                    w.sync()
+                finally:
+                    w.close()
+        if plot and self.cfg["output"]["csv"].exists():
+            try:
+                plot_summary(self.cfg["output"]["csv"], self.cfg["output"]["plot"], self.cfg.get("title", ""))
+            except Exception as exc:  # a plot must never hide the run's own outcome
+                print(f"warning: summary plot not written: {type(exc).__name__}: {exc}", file=self.stream)
+
+    def _bar(self, start, n_steps):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=n_steps, initial=start, unit="step", file=self.stream, dynamic_ncols=True,
+                    mininterval=0.5, desc="hybrid MD")
+
+    def _update_bar(self, bar, steps_done: int, wall: float) -> None:
+        if bar is None:
+            return
+        bar.update(1)
+        if wall > 0:
+            ns_day = steps_done * self.cfg["md"]["timestep_fs"] * 1e-6 / (wall / 86400.0)
+            share = f", QM {100 * self.model.qm.total / wall:.0f}%" if self.model.has_qm else ""
+            bar.set_postfix_str(f"{ns_day:.3g} ns/day{share}", refresh=False)
+
+    def _summary(self, start: int, stop: int, wall: float) -> RunSummary:
+        steps = stop - start
+        ns_day = steps * self.cfg["md"]["timestep_fs"] * 1e-6 / (wall / 86400.0) if wall > 0 and steps else 0.0
+        d = read_csv(self.cfg["output"]["csv"])
+        drift = slope = None
+        if d and len(d["step"]) > 1:
+            de = (d["E_total_eV"] - d["E_total_eV"][0]) * 1e3
+            drift = float(np.abs(de).max())
+            if d["time_fs"][-1] > d["time_fs"][0] and len(de) > 2:
+                slope = float(np.polyfit(d["time_fs"] / 1000.0, de, 1)[0])
+        out = self.cfg["output"]
+        files = {k: str(out[k]) for k in ("csv", "plot", "trajectory", "topology", "timings", "checkpoint")}
+        return RunSummary(start, stop, steps, wall, ns_day, self.model.qm.total / wall if wall > 0 else 0.0,
+                          {k: c.total for k, c in self.model.clocks.items()}, drift, slope, files, self.resume)
+
+
+def run(cfg: Section, **kwargs) -> RunSummary:
+    """Run a validated configuration; see :class:`Runner` for the keyword arguments."""
+    return Runner(cfg, **kwargs).run()
