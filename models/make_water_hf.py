@@ -32,7 +32,7 @@ LEVEL = ("HF", "6-31g*")
 SEED = 0
 
 
-def configurations(n: int = 360):
+def configurations(n: int = 240):
     import make_water_gfn2xtb as base
     from couplers.ase_calculator import HybridCalculator
     from hybrid.ml.adapters import XTBPotential
