@@ -309,10 +309,12 @@ def validate(data: dict, source: str = "config.toml", base: Path | str = ".") ->
                 ck.error("", key, value, msg)
             cfg[key] = v
         elif key not in TOP:
-            close = difflib.get_close_matches(key, list(TOP), n=1, cutoff=0.6)
-            ck.error("", key, value if not isinstance(value, dict) else "{...}",
-                     "unknown table" + (f'; did you mean "{close[0]}"?' if close else
-                                        f" (known: {', '.join(TOP)})"))
+            close = difflib.get_close_matches(key, list(TOP) + list(TOP_DOC), n=1, cutoff=0.6)
+            table = isinstance(value, (dict, list))
+            hint = (f"[{close[0]}]" if close[0] in TOP else f'"{close[0]}"') if close else ""
+            ck.error("", f"[{key}]" if table else key, REQUIRED if table else value,
+                     ("unknown table" if table else "unknown key") +
+                     (f"; did you mean {hint}?" if close else f" (known: {', '.join(TOP)}, title)"))
     cfg.setdefault("title", "")
     for name in ("structure", "md", "output"):
         sub = data.get(name)

@@ -212,6 +212,37 @@ def build_model(cfg: Section, structure) -> Model:
     return Model(potential, names, list(potential.labels), clocks, qm, has_qm, regions)
 
 
+def untimed(p: Potential) -> Potential:
+    """The potential inside any :class:`Timed` wrappers."""
+    while isinstance(p, Timed):
+        p = p.potential
+    return p
+
+
+def energy_zero_offsets(model: Model, structure, weights) -> list:
+    """ΔE = E_k(m) − E_{k−1}(m) (eV) of each boundary k on one molecule m of its inner region.
+
+    Levels must share their zero of energy: with whole-molecule units the
+    blended energy holds c·Σ_u w_u(r_u) for a per-molecule offset c, a radial
+    potential whose force c·w'(r) acts on every molecule crossing the buffer
+    (~c/width). Returns [(high name, low name, atoms of m, ΔE or None)];
+    ``weights[k]`` is the boundary's last :class:`couplers.partition.Weights`.
+    """
+    out = []
+    pot = model.potential
+    for k in range(1, len(model.names)):
+        W = weights[k - 1]
+        inner = [W.units[u] for u in W.inner] if W is not None else []
+        if not inner:
+            out.append((model.names[k], model.names[k - 1], None, None))
+            continue
+        atoms = min(inner, key=len)
+        sub = structure.system.subset(atoms)
+        hi, lo = untimed(pot.terms[k][1].high), untimed(pot.terms[k][1].low)
+        out.append((model.names[k], model.names[k - 1], atoms, hi.compute(sub).energy - lo.compute(sub).energy))
+    return out
+
+
 class NonFiniteError(HybridError, FloatingPointError):
     """A potential returned NaN or inf."""
 

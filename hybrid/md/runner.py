@@ -15,7 +15,9 @@ Initial velocities (Å/fs internally, nm/ps for OpenMM: × PS/NM = 100):
 "maxwell-boltzmann" draws v_ia ~ N(0, k_B T/m_i) from numpy's PCG64 with
 ``seed``, removes the centre-of-mass velocity and rescales to exactly T
 with f = 3N − 3 degrees of freedom; "structure" takes the file's momenta
-(centre-of-mass velocity removed); "zero" starts at rest.
+(centre-of-mass velocity removed); "zero" starts at rest. OpenMM's leapfrog
+integrators take them as the half-step velocities v(−Δt/2), so the kinetic
+energy reported at step 0 (at t = 0) is half a force kick away from them.
 
 Reported per step (CSV, eV/fs/K): E_pot = E(R) (the model's energy), E_kin
 from OpenMM (for leapfrog Verlet OpenMM reports the kinetic energy at the
@@ -279,6 +281,7 @@ class Runner:
             try:
                 if not self.resume:
                     state = self._state(0, positions=True)
+                    self._check_energy_zeros()
                     self.csv.write(self._row(0, state))
                     self.timings.write(self._timing_row(0, time.perf_counter() - t_session))
                     self.traj.write(state.getPositions(asNumpy=True))
@@ -315,6 +318,26 @@ class Runner:
         wall = time.perf_counter() - t_session
         self._close(plot=True)
         return self._summary(start, step, wall)
+
+    def _check_energy_zeros(self, threshold_eV: float = 0.5) -> None:
+        """Warn when two adjacent levels differ by more than ``threshold_eV`` on one molecule."""
+        from .levels import energy_zero_offsets
+        blends = [t[1] for t in self.model.potential.terms[1:]]
+        try:
+            offsets = energy_zero_offsets(self.model, self.structure, [b.last_weights for b in blends])
+        except HybridError as exc:
+            print(f"warning: energy-zero check skipped: {exc}", file=self.stream)
+            return
+        self.offsets = offsets
+        for (hi, lo, atoms, de), blend in zip(offsets, blends):
+            if de is None or abs(de) <= threshold_eV:
+                continue
+            width = blend.partitioner.width
+            force = f" ≈ {abs(de) / width:.3g} eV/Å" if width > 0 else ""
+            print(f"warning: levels \"{hi}\" and \"{lo}\" differ by {de:+.4g} eV on one molecule (atoms "
+                  f"{atoms.tolist()}): their zeros of energy differ, so a molecule crossing this boundary's buffer "
+                  f"(width {width:g} Å) feels a spurious force ~|ΔE|/width{force}. Use levels that share a "
+                  "reference (an MLIP or Δ-ML trained on the higher level's energies).", file=self.stream)
 
     def _step(self, step: int) -> None:
         prev = self.force.last_error

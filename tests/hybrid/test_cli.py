@@ -1,0 +1,180 @@
+"""The ``hybrid`` command: exit codes, messages, and a run killed with SIGKILL then resumed."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import ase.io
+import pytest
+import torch
+
+from hybrid.build import water_cluster
+from hybrid.cli import main
+from hybrid.config import load_config
+from hybrid.md.outputs import dcd_frames
+from hybrid.md.runner import Runner
+
+ROOT = Path(__file__).resolve().parents[2]
+MLIP = ROOT / "models" / "water_gfn2xtb.pt"
+
+#: the shipped MLIP, slowed down (sleep s per call) so that a run can be killed mid-way,
+#: or failing with an SCF error on its n-th call
+LEVEL_PY = '''
+import time
+from hybrid.errors import SCFConvergenceError
+from hybrid.ml.potential import MLPotential
+from hybrid.potential import Potential
+
+
+class Slow(Potential):
+    def __init__(self, inner, sleep, fail_at):
+        self.inner, self.sleep, self.fail_at, self.calls = inner, sleep, fail_at, 0
+        self.species, self.min_distance = inner.species, inner.min_distance
+
+    def _compute(self, system):
+        self.calls += 1
+        time.sleep(self.sleep)
+        if self.calls == self.fail_at:
+            raise SCFConvergenceError("HF/6-31g*: SCF did not converge (injected)")
+        return self.inner._compute(system)
+
+
+def make_potential(model, sleep=0.0, fail_at=-1):
+    return Slow(MLPotential.load(model), sleep, fail_at)
+'''
+
+
+def make_run(d: Path, steps: int, sleep: float = 0.0, fail_at: int = -1, ci: int = 10, ti: int = 2,
+             integrator: str = "verlet") -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    ase.io.write(d / "w4.xyz", water_cluster(4, spacing=2.9, seed=5).to_ase(), format="extxyz")
+    (d / "level.py").write_text(LEVEL_PY)
+    extra = "friction_per_ps = 2.0\n" if integrator == "langevin" else ""
+    (d / "config.toml").write_text(f"""
+[structure]
+file = "w4.xyz"
+
+[[levels]]
+name = "ml"
+kind = "python"
+file = "level.py"
+options = {{model = "{MLIP}", sleep = {sleep}, fail_at = {fail_at}}}
+
+[md]
+integrator = "{integrator}"
+timestep_fs = 0.5
+steps = {steps}
+temperature_K = 300
+seed = 11
+{extra}
+[output]
+trajectory_interval = {ti}
+checkpoint_interval = {ci}
+progress = false
+""")
+    return d / "config.toml"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_console_script_is_declared():
+    eps = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert eps.get("hybrid") == "hybrid.cli:main"
+
+
+def test_bad_config_exits_2_naming_key_and_value(tmp_path, capsys):
+    cfg = make_run(tmp_path, 10)
+    cfg.write_text(cfg.read_text().replace("timestep_fs = 0.5", "timestep_fs = -1")
+                   .replace("seed = 11", "sed = 11"))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "config.toml: [md] timestep_fs = -1: must be > 0" in err
+    assert 'config.toml: [md] sed = 11: unknown key; did you mean "seed"?' in err
+    assert not (tmp_path / "output").exists()                       # nothing was started
+
+
+def test_check_run_and_refusals(tmp_path, capsys):
+    cfg = make_run(tmp_path, 4)
+    assert main(["check", str(cfg)]) == 0
+    assert "OK (12 atoms, 4 molecules; levels ml)" in capsys.readouterr().out
+    assert main(["run", "--resume", str(cfg)]) == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert main(["run", "--no-progress", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "steps 0 -> 4" in out and "ns/day" in out and str(tmp_path / "output" / "energies.csv") in out
+    assert main(["run", str(cfg)]) == 2                             # would overwrite the finished run
+    assert "--resume" in capsys.readouterr().err
+    assert main(["run", "--overwrite", "--no-progress", str(cfg)]) == 0
+
+
+def test_scf_failure_exits_1_with_outputs_intact(tmp_path, capsys):
+    cfg = make_run(tmp_path, 20, fail_at=9, ci=5)
+    assert main(["run", "--no-progress", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "step 8 (t = 4.00 fs): the potential failed: SCFConvergenceError: HF/6-31g*: SCF did not converge" in err
+    assert "is step 5" in err
+    rows = list(csv.reader(open(tmp_path / "output" / "energies.csv")))
+    assert [r[0] for r in rows[1:]] == [str(k) for k in range(8)]
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return fh.read().splitlines()
+
+
+def _checkpoint_step(path):
+    import json
+    try:
+        return json.loads(path.read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    """SIGKILL a running `hybrid run` after a checkpoint and a few more steps; `--resume` loses no step and
+    duplicates none, and the CSV and trajectory equal those of an uninterrupted run with the same seed
+    (Langevin: the noise continues from the RNG state in OpenMM's checkpoint)."""
+    n, integrator = 120, "langevin"
+    ref = make_run(tmp_path / "ref", n, integrator=integrator)
+    Runner(load_config(ref), progress=False).run()
+    cfg = make_run(tmp_path / "killed", n, sleep=0.02, integrator=integrator)
+    out = tmp_path / "killed" / "output"
+    cmd = [sys.executable, "-m", "hybrid.cli", "run", "--no-progress", str(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    deadline = time.time() + 120
+    ck = -1
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            ck = _checkpoint_step(out / "checkpoint.json")
+            if ck >= 20 and (out / "energies.csv").exists() and len(_rows(out / "energies.csv")) >= ck + 1 + 4:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ck = _checkpoint_step(out / "checkpoint.json")
+    written = len(_rows(out / "energies.csv")) - 1
+    assert 20 <= ck < n and written > ck + 1                  # killed between checkpoints, rows after the last one
+    res = subprocess.run(cmd[:3] + ["run", "--resume", "--no-progress", str(cfg)], capture_output=True, text=True,
+                         timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert f"steps {ck} -> {n}" in res.stdout
+    a, b = tmp_path / "ref" / "output", out
+    rows = _rows(b / "energies.csv")
+    assert [r.split(",")[0] for r in rows[1:]] == [str(k) for k in range(n + 1)]     # none lost, none twice
+    assert rows == _rows(a / "energies.csv")
+    fa, fb = dcd_frames(a / "trajectory.dcd")[1], dcd_frames(b / "trajectory.dcd")[1]
+    assert len(fb) == n // 2 + 1 and fa == fb

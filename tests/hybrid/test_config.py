@@ -1,0 +1,146 @@
+"""Run configuration: every bad key or value is reported with its table, key and value."""
+from pathlib import Path
+
+import ase.io
+import pytest
+
+from hybrid.build import water_cluster
+from hybrid.config import ConfigError, config_hash, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+MLIP = ROOT / "models" / "water_gfn2xtb.pt"
+
+BASE = f"""
+[structure]
+file = "w3.xyz"
+
+[[levels]]
+name = "ml"
+kind = "mlip"
+file = "{MLIP}"
+
+[[levels]]
+name = "qm"
+kind = "pyscf"
+method = "HF"
+basis = "sto-3g"
+[levels.region]
+center = {{molecule = 0}}
+r_inner = 0.5
+width = 1.0
+
+[md]
+timestep_fs = 0.5
+steps = 10
+"""
+
+
+@pytest.fixture
+def cfgdir(tmp_path):
+    ase.io.write(tmp_path / "w3.xyz", water_cluster(3).to_ase(), format="extxyz")
+    return tmp_path
+
+
+def write(d, text, name="config.toml"):
+    p = d / name
+    p.write_text(text)
+    return p
+
+
+def errors(d, text):
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(d, text))
+    return exc.value.errors
+
+
+def test_valid_config_fills_defaults_and_resolves_paths(cfgdir):
+    sub = cfgdir / "sub"
+    sub.mkdir()
+    (sub / "w3.xyz").write_bytes((cfgdir / "w3.xyz").read_bytes())
+    cfg = load_config(write(sub, BASE + '\n[output]\ndirectory = "out"\ncsv = "e.csv"\n'))
+    assert cfg.structure.file == sub / "w3.xyz"                 # relative to the config file, not the cwd
+    assert cfg.output.directory == sub / "out"
+    assert cfg.output.csv == sub / "out" / "e.csv"              # output names relative to the output directory
+    assert cfg.output.trajectory == sub / "out" / "trajectory.dcd"
+    assert cfg.md.integrator == "verlet" and cfg.md.seed == 1 and cfg.md.friction_per_ps is None
+    assert [lv.name for lv in cfg.levels] == ["ml", "qm"]
+    assert cfg.levels[0].region is None
+    r = cfg.levels[1].region
+    assert (r.scheme, r.switch, r.max_buffer, r.on_overflow) == ("product", "quintic", 6, "error")
+    assert r.center == {"kind": "molecule", "value": 0}
+
+
+def test_error_names_file_table_key_and_value(cfgdir):
+    errs = errors(cfgdir, BASE.replace("timestep_fs = 0.5", "timestep_fs = -1"))
+    assert errs == ["config.toml: [md] timestep_fs = -1: must be > 0"]
+
+
+def test_unknown_keys_are_errors_with_suggestions(cfgdir):
+    errs = errors(cfgdir, BASE.replace("timestep_fs = 0.5", "timstep_fs = 0.5")
+                  .replace("width = 1.0", "width = 1.0\nschme = \"sorted\"") + "\n[outptu]\ncsv = 'x.csv'\n")
+    assert 'config.toml: [md] timstep_fs = 0.5: unknown key; did you mean "timestep_fs"?' in errs
+    assert 'config.toml: [md] timestep_fs: missing (required: time step (fs))' in errs
+    assert 'config.toml: [[levels]] #2 region.schme = "sorted": unknown key; did you mean "scheme"?' in errs
+    assert 'config.toml: [outptu]: unknown table; did you mean [output]?' in errs
+
+
+def test_choices_and_kind_specific_keys(cfgdir):
+    errs = errors(cfgdir, BASE.replace('kind = "pyscf"', 'kind = "pyscff"')
+                  .replace("[md]", '[md]\nintegrator = "Langevin"')
+                  .replace('kind = "mlip"', 'kind = "mlip"\nbasis = "sto-3g"'))
+    assert any(e.startswith('config.toml: [[levels]] #2 kind = "pyscff": must be one of "mlip", "xtb", "pyscf"')
+               and e.endswith('did you mean "pyscf"?') for e in errs)
+    assert any(e.startswith('config.toml: [md] integrator = "Langevin": must be one of "verlet", "langevin"; '
+                            'did you mean "langevin"?') for e in errs)
+    assert 'config.toml: [[levels]] #1 basis = "sto-3g": not used here (a key of kind = "pyscf", this level ' \
+           'is kind = "mlip")' in errs
+
+
+def test_regions_files_and_cross_checks(cfgdir):
+    text = (BASE.replace('file = "w3.xyz"', 'file = "missing.xyz"')
+            .replace("r_inner = 0.5", "r_inner = -0.5")
+            .replace("center = {molecule = 0}", "center = {molecule = 0, atom = 1}")
+            .replace('basis = "sto-3g"', 'basis = "sto-3g"\noptions = {max_cyle = 3, grid_response = 1}')
+            .replace("steps = 10", "steps = 10\nfriction_per_ps = 2.0"))
+    errs = errors(cfgdir, text)
+    assert f'config.toml: [structure] file = "missing.xyz": no such file (looked for {cfgdir / "missing.xyz"})' in errs
+    assert "config.toml: [[levels]] #2 region.r_inner = -0.5: must be >= 0" in errs
+    assert any(e.startswith("config.toml: [[levels]] #2 region.center = {molecule = 0, atom = 1}: must hold "
+                            "exactly one of") for e in errs)
+    assert ('config.toml: [[levels]] #2 options.max_cyle = 3: not an option of PySCFPotential; did you mean '
+            '"max_cycle"?') in errs
+    assert "config.toml: [[levels]] #2 options.grid_response = 1: must be true or false" in errs
+    assert 'config.toml: [md] friction_per_ps = 2.0: is used only with integrator = "langevin" (verlet is NVE)' in errs
+
+
+def test_layer_structure_is_checked(cfgdir):
+    no_region = BASE.replace("[levels.region]\ncenter = {molecule = 0}\nr_inner = 0.5\nwidth = 1.0\n", "")
+    assert "config.toml: [[levels]] #2 region: missing (where this level corrects the one below)" in \
+        errors(cfgdir, no_region)
+    first_region = BASE.replace('file = "' + str(MLIP) + '"',
+                                'file = "' + str(MLIP) + '"\nregion = {r_inner = 1.0, width = 1.0}', 1)
+    assert any("[[levels]] #1 region = " in e and "takes no region" in e for e in errors(cfgdir, first_region))
+    assert any("[[levels]] #2 name = \"ml\": used by another level" in e
+               for e in errors(cfgdir, BASE.replace('name = "qm"', 'name = "ml"')))
+    nested = BASE.replace('kind = "pyscf"\nmethod = "HF"\nbasis = "sto-3g"',
+                          'kind = "delta"\nbaseline = {kind = "xtb", methd = "GFN2-xTB"}')
+    assert 'config.toml: [[levels]] #2 baseline.methd = "GFN2-xTB": unknown key; did you mean "method"?' in \
+        errors(cfgdir, nested)
+
+
+def test_not_toml_and_missing_file(cfgdir):
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(write(cfgdir, "[md\nsteps = 1", "bad.toml"))
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(cfgdir / "nope.toml")
+
+
+def test_hash_ignores_steps_but_not_physics_or_input_files(cfgdir):
+    h = load_config(write(cfgdir, BASE)).hash
+    assert load_config(write(cfgdir, BASE.replace("steps = 10", "steps = 99"))).hash == h
+    assert load_config(write(cfgdir, BASE.replace("timestep_fs = 0.5", "timestep_fs = 0.25"))).hash != h
+    atoms = ase.io.read(cfgdir / "w3.xyz")
+    atoms.positions[0, 0] += 0.01
+    ase.io.write(cfgdir / "w3.xyz", atoms, format="extxyz")
+    cfg = load_config(write(cfgdir, BASE))
+    assert cfg.hash != h and config_hash(cfg) == cfg.hash
