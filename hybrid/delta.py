@@ -4,8 +4,9 @@
                                         (and F_target - F_baseline) at the same geometries.
 
 The baseline is any potential (a cheaper PySCF method, GFN2-xTB, an MLIP);
-the correction is usually the built-in MLIP. A Δ-ML layer is a potential and
-plugs into the blends of :mod:`couplers.blend` like any other level.
+the correction is usually the built-in MLIP, trained on the frames that
+:func:`hybrid.ml.training.delta_frames` makes. A Δ-ML layer is a potential
+and plugs into the blends of :mod:`couplers.blend` like any other level.
 """
 from __future__ import annotations
 
@@ -22,16 +23,3 @@ class DeltaMLPotential(LinearCombination):
         self.baseline, self.correction = baseline, correction
         self.stateful = bool(getattr(baseline, "stateful", False) or getattr(correction, "stateful", False))
 
-
-def delta_frames(frames, baseline: Potential):
-    """Δ labels at the same geometries: (E_target - E_baseline, F_target - F_baseline).
-
-    ``frames`` are :class:`hybrid.ml.training.Frame` labelled at the target
-    level; the baseline is evaluated here on each frame's system.
-    """
-    from .ml.training import Frame
-    out = []
-    for fr in frames:
-        r = baseline.compute(fr.system)
-        out.append(Frame(fr.system, fr.energy - r.energy, fr.forces - r.forces))
-    return out

@@ -70,12 +70,12 @@ def main():
     sys.path.insert(0, str(HERE))
     import torch
 
-    from hybrid.delta import DeltaMLPotential, delta_frames
+    from hybrid.delta import DeltaMLPotential
     from hybrid.labelling import label, load_labels
     from hybrid.ml.adapters import XTBPotential
     from hybrid.ml.model import AtomicMLP, save_model
     from hybrid.ml.potential import MLPotential
-    from hybrid.ml.training import train
+    from hybrid.ml.training import delta_frames, train
     from hybrid.qm import PySCFPotential
 
     torch.set_num_threads(1)

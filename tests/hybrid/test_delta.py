@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from fdtools import WATER, fd_forces
-from hybrid.delta import DeltaMLPotential, delta_frames
+from hybrid.delta import DeltaMLPotential
 from hybrid.ml.model import AtomicMLP
 from hybrid.ml.potential import MLPotential
-from hybrid.ml.training import Frame, train
+from hybrid.ml.training import Frame, delta_frames, train
 from hybrid.qm import PySCFPotential
 from hybrid.system import AtomicSystem
 
