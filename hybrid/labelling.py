@@ -436,25 +436,29 @@ class _DaskRunner:
     def __init__(self, blob, token, properties, warm_start, scheduler=None, n_workers=2, window=None):
         from distributed import Client, LocalCluster
         self.owned = []
-        if scheduler is None:
-            cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            self.owned.append(cluster)
-            client = Client(cluster)
-            self.owned.insert(0, client)
-        elif isinstance(scheduler, Client):
-            client = scheduler
-        elif isinstance(scheduler, str) or hasattr(scheduler, "scheduler_address"):
-            client = Client(scheduler)
-            self.owned.append(client)
-        else:
+        if not (scheduler is None or isinstance(scheduler, (str, Client)) or hasattr(scheduler, "scheduler_address")):
             raise InputError(f"scheduler {scheduler!r}: expected None, 'synchronous', a scheduler address, "
                              "a distributed.Client or a Dask cluster")
-        self.client = client
-        n = len(client.scheduler_info().get("workers", {})) or int(n_workers)
-        self.window = int(window) if window else max(8, 4 * n)
-        self.args = (token, properties, warm_start)
-        self.blob = client.scatter(blob, broadcast=True)
+        try:
+            if scheduler is None:
+                cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+                self.owned.append(cluster)
+                client = Client(cluster)
+                self.owned.insert(0, client)
+            elif isinstance(scheduler, Client):
+                client = scheduler
+            else:
+                client = Client(scheduler)
+                self.owned.append(client)
+            self.client = client
+            n = len(client.scheduler_info().get("workers", {})) or int(n_workers)
+            self.window = int(window) if window else max(8, 4 * n)
+            self.args = (token, properties, warm_start)
+            self.blob = client.scatter(blob, broadcast=True)
+        except BaseException:
+            self.close()
+            raise
         self.queue: deque = deque()
 
     def submit(self, cid, attempt):

@@ -21,6 +21,16 @@ from fdtools import WATER
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """PySCF on one OpenMP thread here, as on each Dask worker: on a shared 2-core machine it is faster."""
+    from pyscf import lib
+    n = lib.num_threads()
+    lib.num_threads(1)
+    yield
+    lib.num_threads(n)
+
+
 def waters(n, seed=0, scale=0.05):
     rng = np.random.default_rng(seed)
     return [AtomicSystem([8, 1, 1], np.array(WATER) + rng.normal(scale=scale, size=(3, 3))) for _ in range(n)]
@@ -46,12 +56,14 @@ from hybrid.system import AtomicSystem
 
 class CountingHF(PySCFPotential):
     '''HF/STO-3G that logs every call (pid, configuration hash) and is slowed down.'''
+    min_distance = 0     # skip the neighbour-list check: spares each process the import of torch (via vesin)
+
     def _compute(self, system):
         with open("calls.log", "a") as fh:
             fh.write(f"{{os.getpid()}} {{configuration_hash(system)}}\\n")
             fh.flush()
             os.fsync(fh.fileno())
-        time.sleep(0.25)
+        time.sleep(0.15)
         return super()._compute(system)
 
 if __name__ == "__main__":
@@ -69,8 +81,9 @@ def test_killed_job_resumes_without_loss_or_recomputation(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(JOB.format(tests=TESTS)))
     out = tmp_path / "labels.extxyz"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     t0 = time.time()
     while True:
         n_done = len(done_entries(out)) if os.path.exists(str(out) + ".ledger.jsonl") else 0
@@ -84,7 +97,8 @@ def test_killed_job_resumes_without_loss_or_recomputation(tmp_path):
     assert 3 <= len(before) < 6                      # killed mid-way
     calls_before = (tmp_path / "calls.log").read_text().split()
 
-    res = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     run2 = json.loads(res.stdout.strip().splitlines()[-1])
     assert sorted(run2["resumed"]) == sorted(before)                   # no finished label lost
@@ -114,13 +128,13 @@ def test_killed_job_resumes_without_loss_or_recomputation(tmp_path):
 def test_local_cluster_and_synchronous_give_identical_labels(tmp_path):
     """HF/STO-3G with dipoles and Mulliken charges, 2 Dask workers vs one process."""
     from hybrid.qm import PySCFPotential
-    systems = waters(6)
+    systems = waters(4)
     qm = PySCFPotential("HF", "sto-3g")
     a = label(systems, qm, tmp_path / "sync.extxyz", scheduler="synchronous",
               properties=("dipole", "charges"), progress=False)
     b = label(systems, qm, tmp_path / "dask.extxyz", n_workers=2,
               properties=("dipole", "charges"), progress=False)
-    assert a.done == b.done == list(range(6)) and not a.failed and not b.failed
+    assert a.done == b.done == list(range(4)) and not a.failed and not b.failed
     workers = {e["worker"] for e in done_entries(tmp_path / "dask.extxyz")}
     assert len(workers) == 2                                  # both workers labelled
     fa, fb = load_labels(tmp_path / "sync.extxyz"), load_labels(tmp_path / "dask.extxyz")
@@ -180,11 +194,13 @@ class Flaky(Potential):
         return XTBPotential()._compute(system)
 
 
-def test_failures_are_recorded_and_retried_once(tmp_path):
+def test_failures_are_recorded_and_retried_once(tmp_path, capsys):
     out = tmp_path / "f.extxyz"
     systems = waters(3, seed=2)
     systems.append(AtomicSystem([8, 1], WATER[:2]))          # 9 electrons, singlet: fails every time
-    s = label(systems, Flaky(tmp_path), out, scheduler="synchronous", progress=False)
+    s = label(systems, Flaky(tmp_path), out, scheduler="synchronous", progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert "3/4" in bar and "done=3, failed=1, remaining=0" in bar       # the progress bar's last state
     assert s.done == [0, 1, 2] and list(s.failed) == [3]
     assert "multiplicity" in s.failed[3] and s.attempts == {0: 2, 1: 2, 2: 2, 3: 2}
     fails = [e for e in ledger(out) if e["event"] == "failed"]
@@ -216,6 +232,22 @@ def test_ase_database_output_and_resume(tmp_path):
     r = ref.compute(systems[2])
     assert frames[2].energy == pytest.approx(r.energy, abs=1e-8)
     assert np.allclose(frames[2].forces, r.forces) and np.allclose(frames[2].charges, ref.calc.results["charges"])
+    # one potential kept per worker (warm start) gives the same labels here
+    label(systems, xtb, tmp_path / "warm.extxyz", scheduler="synchronous", warm_start=True, progress=False)
+    warm = load_labels(tmp_path / "warm.extxyz")
+    assert [abs(w.energy - f.energy) < 1e-7 for w, f in zip(warm, frames)] == [True] * 3
+
+
+def test_jobqueue_cluster_writes_a_batch_script():
+    pytest.importorskip("dask_jobqueue")
+    cluster = jobqueue_cluster("slurm", cores=1, memory="1GB", walltime="00:10:00", account="chem",
+                               scheduler_options={"dashboard_address": None})
+    try:
+        script = cluster.job_script()
+        assert "#SBATCH -A chem" in script and "#SBATCH -t 00:10:00" in script
+        assert hasattr(cluster, "scheduler_address")        # what label(scheduler=cluster) connects to
+    finally:
+        cluster.close()
 
 
 def test_bad_inputs_are_named(tmp_path):
