@@ -154,60 +154,68 @@ class LabelJob:
         header = {"event": "header", "format": LEDGER_FORMAT, "version": LEDGER_VERSION,
                   "level_of_theory": self.level_of_theory, "properties": list(self.properties)}
         with self.store.locked():
-            if overwrite:
-                self.store.remove()
-            state = self.store.open(header)
-            summary.repaired_bytes = state.repaired_bytes
-            index = {cid: k for k, cid in enumerate(self.ids)}
-            for cid, h in state.done.items():
-                k = index.get(cid)
-                if k is not None and h != self.hashes[k]:
-                    raise InputError(
-                        f"{self.output}: configuration id {cid!r} (input index {k}) is not the geometry "
-                        f"that was labelled under this id (hash {h[:12]} in the ledger, {self.hashes[k][:12]} "
-                        "now): a different input set written to the same output?")
-            summary.resumed = [cid for cid in self.ids if cid in state.done]
-            attempts = {cid: len(state.failures.get(cid, [])) for cid in self.ids}
-            allowance = {cid: attempts[cid] + self.max_attempts if retry_failed else self.max_attempts
-                         for cid in self.ids}
-            pending = [cid for cid in self.ids if cid not in state.done and attempts[cid] < allowance[cid]]
-            final_failed = {cid: state.failures[cid][-1] for cid in self.ids
-                            if cid not in state.done and attempts[cid] >= allowance[cid]}
-            bar = _progress(progress, len(self.systems), len(summary.resumed))
-
-            def post():
-                if bar is not None:
-                    n_done = len(summary.resumed) + len(summary.computed)
-                    bar.set_postfix(done=n_done, failed=len(final_failed),
-                                    remaining=len(self.systems) - n_done - len(final_failed), refresh=False)
-
-            post()
-            runner = self._runner(scheduler, n_workers, window)
             try:
-                tasks = [(cid, attempts[cid] + 1) for cid in pending]
-                for out in runner.run(tasks, lambda cid: self.systems[index[cid]]):
-                    cid = out["id"]
-                    attempts[cid] = out["attempt"]
-                    if out["ok"]:
-                        self._commit(out, index[cid])
-                        summary.computed.append(cid)
-                    else:
-                        self.store.ledger.append({
-                            "event": "failed", "id": cid, "hash": self.hashes[index[cid]],
-                            "attempt": out["attempt"], "error": out["error"],
-                            "traceback": out.get("traceback", ""), "worker": out.get("worker", "")})
-                        if attempts[cid] < allowance[cid]:
-                            runner.submit(cid, attempts[cid] + 1)
-                        else:
-                            final_failed[cid] = out["error"]
-                    post()
-                    if bar is not None and out["ok"]:
-                        bar.update(1)
+                return self._run_locked(summary, header, scheduler, n_workers, retry_failed, overwrite,
+                                        progress, window, t0)
             finally:
-                runner.close()
-                if bar is not None:
-                    bar.close()
                 self.store.close()
+
+    def _run_locked(self, summary, header, scheduler, n_workers, retry_failed, overwrite, progress, window, t0):
+        if overwrite:
+            self.store.remove()
+        state = self.store.open(header)
+        summary.repaired_bytes = state.repaired_bytes
+        index = {cid: k for k, cid in enumerate(self.ids)}
+        for cid, h in state.done.items():
+            k = index.get(cid)
+            if k is not None and h != self.hashes[k]:
+                raise InputError(
+                    f"{self.output}: configuration id {cid!r} (input index {k}) is not the geometry "
+                    f"that was labelled under this id (hash {h[:12]} in the ledger, {self.hashes[k][:12]} "
+                    "now): a different input set written to the same output?")
+        summary.resumed = [cid for cid in self.ids if cid in state.done]
+        attempts = {cid: len(state.failures.get(cid, [])) for cid in self.ids}
+        allowance = {cid: attempts[cid] + self.max_attempts if retry_failed else self.max_attempts
+                     for cid in self.ids}
+        pending = [cid for cid in self.ids if cid not in state.done and attempts[cid] < allowance[cid]]
+        final_failed = {cid: state.failures[cid][-1] for cid in self.ids
+                        if cid not in state.done and attempts[cid] >= allowance[cid]}
+        bar = _progress(progress, len(self.systems), len(summary.resumed))
+
+        def post():
+            if bar is not None:
+                n_done = len(summary.resumed) + len(summary.computed)
+                bar.set_postfix(done=n_done, failed=len(final_failed),
+                                remaining=len(self.systems) - n_done - len(final_failed), refresh=False)
+
+        post()
+        runner = None
+        try:
+            runner = self._runner(scheduler, n_workers, window)
+            tasks = [(cid, attempts[cid] + 1) for cid in pending]
+            for out in runner.run(tasks, lambda cid: self.systems[index[cid]]):
+                cid = out["id"]
+                attempts[cid] = out["attempt"]
+                if out["ok"]:
+                    self._commit(out, index[cid])
+                    summary.computed.append(cid)
+                else:
+                    self.store.ledger.append({
+                        "event": "failed", "id": cid, "hash": self.hashes[index[cid]],
+                        "attempt": out["attempt"], "error": out["error"],
+                        "traceback": out.get("traceback", ""), "worker": out.get("worker", "")})
+                    if attempts[cid] < allowance[cid]:
+                        runner.submit(cid, attempts[cid] + 1)
+                    else:
+                        final_failed[cid] = out["error"]
+                post()
+                if bar is not None and out["ok"]:
+                    bar.update(1)
+        finally:
+            if runner is not None:
+                runner.close()
+            if bar is not None:
+                bar.close()
         done = set(summary.resumed) | set(summary.computed)
         summary.done = [cid for cid in self.ids if cid in done]
         summary.failed = final_failed

@@ -279,3 +279,22 @@ def test_bad_inputs_are_named(tmp_path):
         label(systems, xtb, tmp_path / "plain.extxyz", scheduler="synchronous")
     with pytest.raises(InputError, match="kind 'torque' is not one of"):
         jobqueue_cluster("torque")
+
+
+def test_periodic_stress_is_labelled_as_ase_reports_it(tmp_path):
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from hybrid.ml.adapters import ASECalculatorPotential
+    atoms = bulk("Cu", "fcc", a=3.55, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    s = label([AtomicSystem.from_ase(atoms)], ASECalculatorPotential(EMT(), name="EMT"), tmp_path / "cu.extxyz",
+              scheduler="synchronous", properties=("stress",), progress=False)
+    assert s.done == [0]
+    (frame,) = load_labels(tmp_path / "cu.extxyz")
+    atoms.calc = EMT()
+    assert np.allclose(frame.info["stress"], atoms.get_stress(), atol=1e-7)      # eV/Å³, Voigt, ASE sign
+    assert np.abs(frame.info["stress"]).max() > 1e-3
+    with pytest.raises(InputError, match="no stress for a non-periodic system"):
+        from hybrid.labelling import extra_properties
+        w = waters(1)[0]
+        extra_properties(XTBPotential(), w, XTBPotential().compute(w), ("stress",))
