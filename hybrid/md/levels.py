@@ -17,9 +17,12 @@ share of wall time spent in quantum chemistry is measured, not estimated.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -87,13 +90,24 @@ class Model:
     regions: list = field(default_factory=list)
 
 
-def _fail(source, i, prefix, key, value, msg):
-    return ConfigError([f"{source}: [[levels]] #{i} {prefix}{key} = {_fmt(str(value))}: {msg}"])
+@dataclass
+class Source:
+    """The configuration file (name for messages, directory to show paths as written)."""
+
+    name: str = "config.toml"
+    root: Path | None = None
+
+    def error(self, i: int, prefix: str, key: str, value, msg: str) -> ConfigError:
+        if isinstance(value, Path) and self.root is not None:
+            value = os.path.relpath(value, self.root)
+        shown = _fmt(value if isinstance(value, (dict, list, int, float)) else str(value))
+        return ConfigError([f"{self.name}: [[levels]] #{i} {prefix}{key} = {shown}: {msg}"])
 
 
-def build_level(lv: Section, index: int, qm: Clock, source: str = "config.toml", prefix: str = "") -> tuple:
+def build_level(lv: Section, index: int, qm: Clock, source: Source | None = None, prefix: str = "") -> tuple:
     """(Potential, uses PySCF) for one level table (validated by :mod:`hybrid.config`)."""
     kind, name = lv["kind"], lv["name"]
+    source = source or Source()
     try:
         if kind == "mlip":
             import torch
@@ -108,7 +122,7 @@ def build_level(lv: Section, index: int, qm: Clock, source: str = "config.toml",
             try:
                 pot = PySCFPotential(lv["method"], lv["basis"], name=name, **lv["options"])
             except InputError as exc:
-                raise _fail(source, index, prefix, "method", lv["method"], str(exc)) from None
+                raise source.error(index, prefix, "method", lv["method"], str(exc)) from None
             return Timed(pot, qm), True
         if kind == "delta":
             base, uses_qm = build_level(lv["baseline"], index, qm, source, prefix + "baseline.")
@@ -134,8 +148,8 @@ def build_level(lv: Section, index: int, qm: Clock, source: str = "config.toml",
     except InputError as exc:
         key = "correction" if kind == "delta" else "file"
         value = lv.get(key) or lv.get("method") or kind
-        raise _fail(source, index, prefix, key if lv.get(key) else "kind", value, str(exc)) from None
-    raise _fail(source, index, prefix, "kind", kind, "unknown kind")  # validated earlier: unreachable
+        raise source.error(index, prefix, key if lv.get(key) else "kind", value, str(exc)) from None
+    raise source.error(index, prefix, "kind", kind, "unknown kind")  # validated earlier: unreachable
 
 
 def _python_level(lv, index, source, prefix) -> Potential:
@@ -145,16 +159,16 @@ def _python_level(lv, index, source, prefix) -> Potential:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise _fail(source, index, prefix, "file", path, f"importing it failed: {type(exc).__name__}: {exc}") from None
+        raise source.error(index, prefix, "file", path, f"importing it failed: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, lv["factory"], None)
     if not callable(factory):
-        raise _fail(source, index, prefix, "factory", lv["factory"], f"no such function in {path.name}")
+        raise source.error(index, prefix, "factory", lv["factory"], f"no such function in {path.name}")
     try:
         pot = factory(**lv["options"])
     except TypeError as exc:
-        raise _fail(source, index, prefix, "options", lv["options"], f"{lv['factory']}(): {exc}") from None
+        raise source.error(index, prefix, "options", lv["options"], f"{lv['factory']}(): {exc}") from None
     if not isinstance(pot, Potential):
-        raise _fail(source, index, prefix, "factory", lv["factory"],
+        raise source.error(index, prefix, "factory", lv["factory"],
                     f"returned a {type(pot).__name__}, not a hybrid.potential.Potential")
     pot.name = lv["name"]
     return pot
@@ -189,7 +203,7 @@ def partitioner(region: Section, index: int, structure, source: str = "config.to
 def build_model(cfg: Section, structure) -> Model:
     """The multilayer potential of ``cfg["levels"]`` on ``structure``."""
     from couplers.blend import BlendedCorrection
-    source = cfg["path"].name if cfg.get("path") else "config.toml"
+    source = Source(cfg["path"].name, cfg["path"].parent) if cfg.get("path") else Source()
     qm = Clock("qm")
     levels, names, clocks, has_qm = [], [], {}, False
     for i, lv in enumerate(cfg["levels"], start=1):
@@ -202,7 +216,7 @@ def build_model(cfg: Section, structure) -> Model:
     regions = []
     for i in range(1, len(levels)):
         region = cfg["levels"][i]["region"]
-        part = partitioner(region, i + 1, structure, source)
+        part = partitioner(region, i + 1, structure, source.name)
         terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
                                              max_buffer=region["max_buffer"], on_overflow=region["on_overflow"],
                                              workers=region["workers"], bonds=structure.bonds,
@@ -238,7 +252,9 @@ def energy_zero_offsets(model: Model, structure, weights) -> list:
             continue
         atoms = min(inner, key=len)
         sub = structure.system.subset(atoms)
-        hi, lo = untimed(pot.terms[k][1].high), untimed(pot.terms[k][1].low)
+        # evaluate copies: the blend deep-copies its (unused) stateful levels per region, and some
+        # engines (tblite) cannot be deep-copied once they hold a wavefunction
+        hi, lo = (copy.deepcopy(untimed(p)) for p in (pot.terms[k][1].high, pot.terms[k][1].low))
         out.append((model.names[k], model.names[k - 1], atoms, hi.compute(sub).energy - lo.compute(sub).energy))
     return out
 

@@ -117,6 +117,40 @@ def test_check_run_and_refusals(tmp_path, capsys):
     assert main(["run", "--overwrite", "--no-progress", str(cfg)]) == 0
 
 
+def test_build_errors_name_key_and_value(tmp_path, capsys):
+    cfg = make_run(tmp_path, 4)
+    text = cfg.read_text()
+    cfg.write_text(text.replace('kind = "python"\nfile = "level.py"', 'kind = "mlip"\nfile = "w4.xyz"')
+                   .replace("options = {", "# options = {"))
+    assert main(["check", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('config.toml: [[levels]] #1 file = "') and "w4.xyz" in err and "not a readable" in err
+    second = f"""[[levels]]
+name = "ml2"
+kind = "mlip"
+file = "{MLIP}"
+[levels.region]
+center = {{molecule = 4}}
+r_inner = 1.0
+width = 1.0
+
+[md]"""
+    cfg.write_text(text.replace("[md]", second))
+    assert main(["check", str(cfg)]) == 2
+    assert "config.toml: [[levels]] #2 region.center.molecule = 4: molecule index outside the structure's 4 " \
+           "molecules (0..3)" in capsys.readouterr().err
+
+
+def test_pdb_structure_from_a_run(tmp_path, capsys):
+    """The topology PDB a run writes is itself a structure (molecules from its residues)."""
+    cfg = make_run(tmp_path, 2)
+    assert main(["run", "--no-progress", str(cfg)]) == 0
+    cfg.write_text(cfg.read_text().replace('file = "w4.xyz"', 'file = "output/topology.pdb"'))
+    capsys.readouterr()
+    assert main(["check", str(cfg)]) == 0
+    assert "OK (12 atoms, 4 molecules; levels ml)" in capsys.readouterr().out
+
+
 def test_scf_failure_exits_1_with_outputs_intact(tmp_path, capsys):
     cfg = make_run(tmp_path, 20, fail_at=9, ci=5)
     assert main(["run", "--no-progress", str(cfg)]) == 1
