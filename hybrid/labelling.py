@@ -17,7 +17,7 @@ Where the work runs (``scheduler``):
   dask-jobqueue ``SLURMCluster``/``PBSCluster``/..., see
   :func:`jobqueue_cluster`); these are used, not closed.
 
-The potential travels to the workers pickled (cloudpickle). A potential
+The potential travels to the workers pickled (cloudpickle, which comes with dask). A potential
 that cannot be pickled (e.g. an ``XTBPotential`` after its first call holds
 a C handle) is refused with a clear error: pass a factory instead, a
 zero-argument callable returning the potential
@@ -856,12 +856,21 @@ def _check_properties(properties) -> tuple:
     return props
 
 
+def _pickler():
+    """cloudpickle (ships with dask; also pickles lambdas and classes defined in scripts), else pickle."""
+    try:
+        import cloudpickle
+        return cloudpickle
+    except ImportError:  # synchronous labelling without dask installed
+        import pickle
+        return pickle
+
+
 def _pickle_potential(potential) -> bytes:
-    import cloudpickle
     if not isinstance(potential, Potential) and not callable(potential):
         raise InputError(f"potential: expected a Potential or a factory returning one, got {type(potential).__name__}")
     try:
-        return cloudpickle.dumps(potential)
+        return _pickler().dumps(potential)
     except Exception as exc:
         name = getattr(potential, "name", type(potential).__name__)
         raise InputError(f"{name}: cannot be pickled for the workers ({type(exc).__name__}: {exc}); pass a "
@@ -869,8 +878,7 @@ def _pickle_potential(potential) -> bytes:
 
 
 def _load_potential(blob: bytes) -> Potential:
-    import cloudpickle
-    obj = cloudpickle.loads(blob)
+    obj = _pickler().loads(blob)
     if not isinstance(obj, Potential):
         obj = obj()
         if not isinstance(obj, Potential):
