@@ -361,10 +361,11 @@ class Runner:
             text = text[:2000] + " ..."
         t = step * self.cfg["md"]["timestep_fs"]
         ck = self.checkpoint_step
+        where = (f"the last checkpoint ({self.cfg['output']['checkpoint']}) is step {ck}, from which "
+                 "`hybrid run --resume` restarts" if ck >= 0 else "no checkpoint was written")
         msg = (f"step {step} (t = {t:.2f} fs): the potential failed: {kind}: {text}\n"
                f"The run stopped. {self.cfg['output']['csv'].name} and the trajectory hold every step before "
-               f"{step}; the last checkpoint ({self.cfg['output']['checkpoint']}) is step {ck}"
-               + (", from which `hybrid run --resume` restarts." if ck >= 0 else "."))
+               f"{step}; {where}.")
         return RunFailed(msg, step, ck, cause)
 
     def _close(self, plot: bool) -> None:

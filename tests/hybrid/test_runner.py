@@ -321,3 +321,64 @@ def test_trajectory_refuses_missing_frames(tmp_path):
     t.close()
     with pytest.raises(Exception, match="cannot resume consistently"):
         Trajectory(tmp_path / "t.dcd", top, 0.001, 1, resume=(size + 100, 2))
+
+
+QM_CONFIG = f"""
+[structure]
+file = "w3.xyz"
+
+[[levels]]
+name = "ml"
+kind = "mlip"
+file = "{MLIP}"
+
+[[levels]]
+name = "hf"
+kind = "pyscf"
+method = "HF"
+basis = "sto-3g"
+options = {{conv_tol = 1e-9}}
+[levels.region]
+center = {{molecule = 0}}
+r_inner = 1.0
+width = 0.5
+
+[md]
+timestep_fs = 0.5
+steps = 3
+
+[output]
+progress = false
+"""
+
+
+def test_pyscf_level_time_share_and_energy_zero_warning(tmp_path, inputs):
+    import io
+
+    import pyscf
+    pyscf.lib.num_threads(1)
+    shutil.copyfile(inputs / "w3.xyz", tmp_path / "w3.xyz")
+    (tmp_path / "config.toml").write_text(QM_CONFIG)
+    log = io.StringIO()
+    s = Runner(load_config(tmp_path / "config.toml"), stream=log).run()
+    assert 0.0 < s.qm_share < 1.0 and s.level_s["hf"] > 0
+    t = read_csv(tmp_path / "output" / "timings.csv")
+    assert (t["pyscf_s"] > 0).all() and np.allclose(t["pyscf_s"], t["level_hf_s"], rtol=0.2)
+    d = read_csv(tmp_path / "output" / "energies.csv")
+    assert d["high_calls_hf"].tolist() == [1] * 4
+    # an MLIP on GFN2-xTB energies below HF: ~2000 eV apart per water, which the run points out
+    assert 'warning: levels "hf" and "ml" differ by' in log.getvalue()
+    assert "spurious force" in log.getvalue()
+
+
+def test_real_scf_failure_at_the_first_step(tmp_path, inputs):
+    import pyscf
+    pyscf.lib.num_threads(1)
+    shutil.copyfile(inputs / "w3.xyz", tmp_path / "w3.xyz")
+    (tmp_path / "config.toml").write_text(QM_CONFIG.replace("conv_tol = 1e-9", "conv_tol = 1e-12, max_cycle = 1"))
+    with pytest.raises(RunFailed, match=r"^step 0 \(t = 0.00 fs\): the potential failed: SCFConvergenceError: "
+                                        r"hf: SCF did not converge \(conv_tol 1e-12, max_cycle 1\)") as exc:
+        Runner(load_config(tmp_path / "config.toml")).run()
+    assert exc.value.checkpoint_step == -1 and "no checkpoint was written" in str(exc.value)
+    assert (tmp_path / "output" / "energies.csv").read_text().count("\n") == 1      # the header alone
+    assert not (tmp_path / "output" / "checkpoint.json").exists()
