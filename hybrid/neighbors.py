@@ -22,7 +22,15 @@ def neighbor_pairs(positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float, 
 
 
 def min_pair_distance(positions, cell, pbc, cutoff: float):
-    """The closest pair (i, j, d) within ``cutoff`` Å, or None."""
+    """The closest pair (i, j, d) within ``cutoff`` Å, or None (a k-d tree when not periodic)."""
+    if not np.any(pbc):
+        from scipy.spatial import cKDTree
+        pairs = cKDTree(positions).query_pairs(cutoff, output_type="ndarray")
+        if len(pairs) == 0:
+            return None
+        d = np.linalg.norm(positions[pairs[:, 1]] - positions[pairs[:, 0]], axis=1)
+        k = int(np.argmin(d))
+        return int(pairs[k, 0]), int(pairs[k, 1]), float(d[k])
     i, j, s = neighbor_pairs(positions, cell, pbc, cutoff, full=False)
     if len(i) == 0:
         return None
