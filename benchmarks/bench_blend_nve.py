@@ -46,13 +46,14 @@ def run(atoms0, calc, steps, dt_fs, label, blend=None):
         if blend is not None:
             info = calc.result.info[blend]
             calls.append(info.get("n_high_calls", 0))
-            members.append(frozenset(info["buffer_atoms"]))
+            members.append(frozenset(info["buffer_atoms"] if info["buffer_atoms"] or "abrupt" not in label
+                                     else info["inner_atoms"]))
     wall = (time.perf_counter() - t0) / steps
     t = np.arange(steps) * dt_fs / 1000.0            # ps
     e = np.array(etot)
     slope, icpt = np.polyfit(t, e, 1)
     rms = np.sqrt(np.mean((e - (slope * t + icpt)) ** 2))
-    crossings = sum(len(a ^ b) // 3 for a, b in zip(members, members[1:]))
+    crossings = sum(len(a ^ b) // 3 for a, b in zip(members, members[1:]))   # buffer (or region) entries + exits
     return {"label": label, "drift": slope * 1e3, "rms": rms * 1e3, "calls": np.mean(calls) if calls else 0,
             "crossings": crossings, "wall": wall, "finite": bool(np.all(np.isfinite(e)))}
 
@@ -85,14 +86,15 @@ def main():
     xtb = XTBPotential("GFN2-xTB", accuracy=0.01)
     molecules = [np.arange(3 * k, 3 * k + 3) for k in range(len(start) // 3)]
 
-    def part(width=1.2, switch="quintic"):
-        return DistancePartitioner(("atom", 0), 2.0, width, switch=switch, molecules=molecules)
+    def part(width=1.2, switch="quintic", r_inner=2.0):
+        return DistancePartitioner(("atom", 0), r_inner, width, switch=switch, molecules=molecules)
 
     schemes = {
         "product C2": dict(partitioner=part(), scheme="product"),
         "sorted C2": dict(partitioner=part(), scheme="sorted"),
         "product cubic": dict(partitioner=part(switch="cubic"), scheme="product"),
-        "abrupt": dict(partitioner=part(width=0.0), scheme="product"),
+        # abrupt: no buffer, the boundary in the middle of the others' buffer (2.6 Å), where waters cross
+        "abrupt": dict(partitioner=part(width=0.0, r_inner=2.6), scheme="product"),
         "force mixing": dict(partitioner=part(), scheme="force_mixing"),
     }
     keep = None if args.only is None else set(args.only.split(","))

@@ -26,6 +26,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "labels" / "water_hf631gs.extxyz"
+CONFIGS = HERE / "labels" / "water_clusters.extxyz"     # the geometries, fixed once made
 MLIP = HERE / "water_hf631gs.pt"
 DELTA = HERE / "water_delta_xtb_hf631gs.pt"
 LEVEL = ("HF", "6-31g*")
@@ -33,6 +34,15 @@ SEED = 0
 
 
 def configurations(n: int = 240):
+    """The cluster geometries: read from CONFIGS, or made and written there once.
+
+    (tblite's threaded SCF is not bitwise reproducible, so the trajectory is
+    stored rather than re-run: labels are keyed by geometry.)"""
+    from ase.io import read, write
+
+    from hybrid.system import AtomicSystem
+    if CONFIGS.exists():
+        return [AtomicSystem.from_ase(a) for a in read(CONFIGS, ":")]
     import make_water_gfn2xtb as base
     from couplers.ase_calculator import HybridCalculator
     from hybrid.ml.adapters import XTBPotential
@@ -52,6 +62,8 @@ def configurations(n: int = 240):
         k = int(rng.integers(0, 6))
         idx = np.concatenate([np.arange(3 * m, 3 * m + 3) for m in order[: k + 1]])
         out.append(start.with_positions(pos).subset(idx))
+    CONFIGS.parent.mkdir(exist_ok=True)
+    write(CONFIGS, [s.to_ase() for s in out])
     return out
 
 
@@ -79,7 +91,6 @@ def main():
     from hybrid.qm import PySCFPotential
 
     torch.set_num_threads(1)
-    LABELS.parent.mkdir(exist_ok=True)
     configs = configurations()
     label(configs, PySCFPotential(*LEVEL), LABELS, level_of_theory="HF/6-31G*")
     frames = load_labels(LABELS)
