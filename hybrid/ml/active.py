@@ -1,0 +1,696 @@
+"""On-the-fly active learning: a committee MLIP that asks for QM labels during a run.
+
+:class:`ActiveLearner` is a :class:`~hybrid.potential.Potential` around a
+:class:`~hybrid.ml.committee.Committee` of built-in MLIPs
+(:class:`~hybrid.ml.potential.MLPotential` members) and a reference level
+(any Potential: PySCF, GFN2-xTB, ...). It drops into an ASE or OpenMM run,
+or into a blend, like any potential. At each *step* (one evaluation of the
+run's system) it
+
+1. evaluates the committee: mean energy E = (1/M) Σ_m E_m (eV), mean forces
+   F̄_i (eV/Å), and the per-atom force disagreement
+   σ_F,i = sqrt((1/M) Σ_m ‖F_m,i - F̄_i‖²) (eV/Å, shape (N,));
+2. every ``check_every`` steps takes the model deviation ε = max_i σ_F,i and
+   classifies it with :class:`~hybrid.ml.uncertainty.TrustLevels`
+   (lo = 0.05, hi = 0.15 eV/Å by default, DP-GEN's convention):
+   ε < lo *accurate*, lo ≤ ε < hi *candidate*, ε ≥ hi *failed*;
+3. for a candidate or failed step, sends a configuration to the reference
+   level: the whole system, or (``cluster_radius`` r set) the cluster C of
+   whole units (molecules; for molecules larger than ``max_molecule_atoms``,
+   heavy atoms with their hydrogens) that have an atom within r Å of an
+   *uncertain atom* (σ_F,i ≥ lo), with every cut covalent bond capped by a
+   hydrogen link atom (:class:`~couplers.link_atoms.CappedRegion`). Labels
+   are computed in process (default), or through :func:`hybrid.labelling.label`
+   into ``label_output`` (extended XYZ or ASE db with a ledger), so that they
+   persist; a learner pointed at an existing label file loads its labels;
+4. retrains the members on a schedule: when ``retrain_every`` new labels
+   have accumulated, or ``retrain_interval`` steps after the last retrain
+   (with at least one new label). ``retrain="fine_tune"`` continues each
+   member from its weights on the new labels plus a replay of
+   round(replay · K_new) old frames (:func:`~hybrid.ml.training.fine_tune`);
+   ``retrain="train"`` refits each member from fresh weights on all frames
+   (:func:`~hybrid.ml.training.train`). Member m of retrain n uses seed
+   ``seed + 1000 n + m``, so members keep differing by minibatch order.
+
+**Failed steps (ε ≥ hi) are not trusted.** As in FLARE's on-the-fly
+learning, the step's energy and forces then come from the reference level,
+from the very label computed for it (no extra QM call):
+
+* whole-system labels: E = E_ref(R), F = F_ref(R);
+* cluster labels (ONIOM-like subtraction over the capped cluster C):
+  E = E_ML(all) + E_ref(C) - E_ML(C),
+  F = F_ML(all) + S[F_ref(C) - F_ML(C)], with S the link-atom chain rule
+  (:meth:`CappedRegion.scatter`), so atoms near the uncertain ones move on
+  reference forces and the rest on the committee's.
+
+``on_untrusted="raise"`` instead stops the run with
+:class:`UntrustedStepError` (naming the step, ε and the uncertain atoms)
+before any label is computed, for users who treat a failed step as a broken
+trajectory (DP-GEN discards such frames). ``Result.info["trusted"]`` is
+False on every failed step; the step is logged as an ``untrusted`` event.
+
+**Promotion** (``promote=True``, optional): every step is evaluated as a
+blend (:mod:`couplers.blend`, product partitions, at most
+``promote_max_buffer`` buffer units, beyond that sorted partitions)
+
+    E = E_ML(all) + Σ_P σ_P [E_ref(P) - E_ML(P)]
+
+whose region weights come from a :class:`~couplers.partition.ScorePartitioner`
+with the committee's σ_F as the per-atom score: w_u = s((hi - σ_u)/(hi - lo)),
+σ_u = max_{i∈u} σ_F,i, so a unit above the upper trust level is wholly in
+the reference region and one below the lower level is not. This is **not
+Hamiltonian**: σ_F is taken as a fixed field of the step (no ∂σ/∂R), so
+the forces are not -∇ of any one energy and energy drifts in NVE. Use it to
+keep uncertain molecules at the reference level, not for energy-conserving
+dynamics. With promotion, failed steps take the blend's forces (the
+uncertain units are already at the reference level). The reference calls it
+costs are counted in ``info["n_qm_calls"]``.
+
+**Not Hamiltonian either way.** A retrain changes the model in the middle of
+a run, and failed steps switch to reference forces: the energy along an
+active-learning trajectory is not conserved; use the trained committee
+afterwards for production (NVE) runs.
+
+A *step* is one evaluation of a system with the run's atoms (the atomic
+numbers seen at the first call). Other systems (e.g. the capped regions a
+blend evaluates its low level on) are passed to the committee unchanged:
+no step is counted, nothing is checked or labelled.
+
+Every event is kept in ``events`` (a list of dicts) and, with ``log_path``,
+appended to a JSON-lines file: ``start`` (settings, errors on
+``monitor_frames``), ``trigger`` (step, deviation ε, status, uncertain atoms,
+labelled atoms, link atoms), ``label`` (label id, atoms, energy, wall time),
+``untrusted`` (step, ε, action), ``retrain`` (step, mode, frames, per-member
+epochs and errors, committee errors on the new labels before/after and on
+``monitor_frames``). Units: energies eV, forces and deviations eV/Å,
+distances Å, times s.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+import numpy as np
+
+from ..errors import HybridError, InputError
+from ..potential import Potential, Result
+from ..system import AtomicSystem, symbol
+from .uncertainty import ACCURATE, CANDIDATE, FAILED, TrustLevels
+
+UNCHECKED = "unchecked"
+RETRAIN_MODES = ("fine_tune", "train")
+UNTRUSTED_ACTIONS = ("reference", "raise")
+
+
+class ActiveLearningError(HybridError, RuntimeError):
+    """A labelling or retraining step of an active-learning run that failed."""
+
+
+class UntrustedStepError(ActiveLearningError):
+    """A step whose model deviation reached the upper trust level (``on_untrusted="raise"``)."""
+
+    def __init__(self, message: str, step: int, deviation: float, atoms):
+        super().__init__(message)
+        self.step, self.deviation, self.atoms = step, deviation, list(atoms)
+
+
+# -- clusters ------------------------------------------------------------------------
+def fragment_units(system: AtomicSystem, max_molecule_atoms: int = 24, bonds=None) -> list:
+    """Units a cluster is built from: whole molecules, or united atoms of large molecules.
+
+    Molecules are the connected components of the covalent bond graph
+    (:func:`couplers.partition.find_bonds`, d_ij < 1.2 (r_cov,i + r_cov,j)).
+    A molecule of at most ``max_molecule_atoms`` atoms is one unit; a larger
+    one is split into its heavy atoms, each with the hydrogens bonded to it,
+    so that a cluster cuts only bonds between heavy atoms (which link atoms
+    cap). Returns a list of sorted (n_u,) int arrays covering every atom once.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from couplers.partition import find_bonds
+
+    if int(max_molecule_atoms) < 1:
+        raise InputError(f"fragment_units: max_molecule_atoms must be >= 1, got {max_molecule_atoms}")
+    n = len(system)
+    bonds = find_bonds(system) if bonds is None else np.asarray(bonds, int).reshape(-1, 2)
+    g = coo_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n)) if len(bonds) \
+        else coo_matrix((n, n))
+    _, label = connected_components(g, directed=False)
+    heavy_of = {}
+    for i, j in bonds:
+        for h, x in ((i, j), (j, i)):
+            if system.numbers[h] == 1 and system.numbers[x] != 1:
+                heavy_of.setdefault(int(h), int(x))
+    units = []
+    for k in range(label.max() + 1 if n else 0):
+        mol = np.flatnonzero(label == k)
+        if len(mol) <= max_molecule_atoms:
+            units.append(mol)
+            continue
+        groups: dict = {}
+        for a in mol:
+            a = int(a)
+            owner = a if system.numbers[a] != 1 else heavy_of.get(a, a)
+            groups.setdefault(owner, []).append(a)
+        units += [np.array(sorted(v), int) for v in groups.values()]
+    return sorted(units, key=lambda u: int(u[0]))
+
+
+def cluster_atoms(system: AtomicSystem, centres, radius: float, units) -> np.ndarray:
+    """Atoms (sorted) of every unit with an atom within ``radius`` Å of an atom in ``centres``.
+
+    Distances are minimum-image for periodic systems. ``units`` is a list of
+    index arrays covering the system (see :func:`fragment_units`).
+    """
+    from ..neighbors import neighbor_pairs
+
+    centres = np.unique(np.asarray(centres, int).reshape(-1))
+    n = len(system)
+    if centres.size == 0:
+        raise InputError("cluster_atoms: no centre atoms given")
+    if centres.min() < 0 or centres.max() >= n:
+        raise InputError(f"cluster_atoms: centre atom {int(centres.max() if centres.max() >= n else centres.min())} "
+                         f"is outside a system of {n} atoms")
+    if not (np.isfinite(radius) and radius > 0):
+        raise InputError(f"cluster_atoms: radius must be a positive distance in Å, got {radius}")
+    near = np.zeros(n, bool)
+    near[centres] = True
+    if n > 1:
+        i, j, _ = neighbor_pairs(system.positions, system.cell, system.pbc, float(radius))
+        near[j[np.isin(i, centres)]] = True
+    covered = np.zeros(n, int)
+    picked = []
+    for u in units:
+        u = np.asarray(u, int)
+        covered[u] += 1
+        if near[u].any():
+            picked.append(u)
+    if np.any(covered != 1):
+        a = int(np.flatnonzero(covered != 1)[0])
+        raise InputError(f"cluster_atoms: the units cover atom {a} {covered[a]} times; they must cover "
+                         f"each of the {n} atoms exactly once")
+    return np.unique(np.concatenate(picked))
+
+
+def uncertain_cluster(system: AtomicSystem, centres, radius: float, units=None, bonds=None,
+                      max_molecule_atoms: int = 24, charge: int | None = None,
+                      multiplicity: int | None = None):
+    """The capped cluster around ``centres``: a :class:`~couplers.link_atoms.CappedRegion`.
+
+    Its atoms are :func:`cluster_atoms` of ``units`` (default
+    :func:`fragment_units`); each covalent bond Q–M cut by the cluster
+    boundary (Q inside) gets a hydrogen at R_L = R_Q + g (R_M - R_Q),
+    g = (r_cov(Q) + r_cov(H)) / (r_cov(Q) + r_cov(M)). ``region.system`` is
+    the capped cluster (real atoms first, sorted, then link atoms), and
+    ``region.scatter`` maps its forces (n + n_links, 3) back onto the system.
+    """
+    from couplers.link_atoms import CappedRegion
+    from couplers.partition import find_bonds
+
+    bonds = find_bonds(system) if bonds is None else np.asarray(bonds, int).reshape(-1, 2)
+    if units is None:
+        units = fragment_units(system, max_molecule_atoms, bonds)
+    atoms = cluster_atoms(system, centres, radius, units)
+    return CappedRegion(system, atoms, bonds, charge=charge, multiplicity=multiplicity)
+
+
+# -- committee errors ----------------------------------------------------------------
+def committee_errors(committee: Potential, frames) -> dict:
+    """Errors of a committee's mean prediction on labelled frames.
+
+    Energy MAE/RMSE (eV and eV/atom) and force-component MAE/RMSE (eV/Å),
+    as :func:`hybrid.ml.training.metrics`, plus ``mean_max_force_deviation``:
+    the mean over frames of ε = max_i σ_F,i (eV/Å).
+    """
+    from .training import metrics
+
+    frames = list(frames)
+    if not frames:
+        raise InputError("committee_errors: no frames")
+    pred = {k: [] for k in ("energy_ref", "energy_pred", "n_atoms", "forces_ref", "forces_pred")}
+    eps = []
+    for fr in frames:
+        r = committee.compute(fr.system)
+        pred["energy_ref"].append(float(fr.energy))
+        pred["energy_pred"].append(float(r.energy))
+        pred["n_atoms"].append(len(fr.system))
+        pred["forces_ref"].append(np.asarray(fr.forces, float))
+        pred["forces_pred"].append(r.forces)
+        if r.force_std is not None:
+            eps.append(float(np.max(r.force_std)))
+    out = metrics({k: (np.concatenate(v) if k.startswith("forces") else np.asarray(v, float))
+                   for k, v in pred.items()})
+    if eps:
+        out["mean_max_force_deviation"] = float(np.mean(eps))
+    return out
+
+
+# -- the learner -----------------------------------------------------------------------
+class ActiveLearner(Potential):
+    """A committee MLIP that labels, and learns from, its uncertain configurations (module docstring).
+
+    committee : a Committee of MLPotential members (the models retrained in place)
+    reference : the labelling level: a Potential, or a zero-argument factory
+        returning one (needed for file labelling of potentials that cannot be
+        pickled once used, e.g. ``functools.partial(XTBPotential)``)
+    train_frames : the frames the committee was trained on (replayed when
+        fine-tuning, refitted when training; default none)
+    levels : TrustLevels (lower, upper) in eV/Å; default (0.05, 0.15)
+    check_every : check ε every this many steps (steps 0, k, 2k, ...)
+    cluster_radius : None: label the whole system; else the radius r (Å) of
+        the labelled cluster around the uncertain atoms
+    units : the units clusters and promotion are made of (list of index
+        arrays covering the system, e.g. residues); default
+        :func:`fragment_units` with ``max_molecule_atoms``
+    cluster_charge : callable(atoms (n,) int array) -> charge of a cluster in
+        e (default: 0 for a neutral system; required for charged systems);
+        link atoms do not change it. The multiplicity is the system's.
+    on_untrusted : "reference" (default: the step's forces from the reference
+        label) or "raise" (:class:`UntrustedStepError`)
+    promote : evaluate checked steps as an uncertainty-driven blend (not Hamiltonian)
+    promote_max_buffer : product partitions for up to this many buffer units,
+        sorted partitions beyond
+    retrain : "fine_tune" (default) or "train"
+    retrain_every : retrain when this many new labels have accumulated (K)
+    retrain_interval : also retrain this many steps after the last retrain
+        (N) if there is at least one new label; None: labels only
+    retrain_kwargs : passed to fine_tune/train (epochs, lr, batch_size,
+        patience, w_forces, num_threads, ...)
+    replay : fine-tuning replay ratio (old frames per new frame)
+    label_output : None (labels in memory) or a label file (``.xyz``/``.extxyz``/``.db``);
+        labels already in the file are loaded and count as new labels (the
+        first scheduled retrain trains on them); new ids continue after the
+        largest id there
+    label_scheduler : scheduler for :func:`hybrid.labelling.label` ("synchronous",
+        None for a local Dask cluster, an address, a Client, ...)
+    level_of_theory : stored with file labels (default: the reference's name)
+    log_path : JSON-lines event log (appended to), or None
+    monitor_frames : labelled frames (e.g. a held-out set) whose committee
+        errors are logged at the start and after every retrain
+    seed : base seed of the retraining runs
+    """
+
+    def __init__(self, committee, reference, *, train_frames=(), levels: TrustLevels | None = None,
+                 check_every: int = 1, cluster_radius: float | None = None, units=None,
+                 max_molecule_atoms: int = 24, cluster_charge=None, on_untrusted: str = "reference",
+                 promote: bool = False, promote_max_buffer: int = 4, retrain: str = "fine_tune",
+                 retrain_every: int = 5, retrain_interval: int | None = None, retrain_kwargs=None,
+                 replay: float = 1.0, label_output=None, label_scheduler="synchronous",
+                 level_of_theory: str | None = None, log_path=None, monitor_frames=None, seed: int = 0,
+                 name: str | None = None):
+        from .committee import Committee
+        from .model import AtomicMLP
+        from .potential import MLPotential
+
+        if not isinstance(committee, Committee):
+            raise InputError(f"ActiveLearner: committee must be a hybrid.ml.committee.Committee, "
+                             f"got {type(committee).__name__}")
+        for m, member in enumerate(committee.members):
+            if not isinstance(member, MLPotential) or not isinstance(member.model, AtomicMLP):
+                raise InputError(f"ActiveLearner: committee member {m} ({getattr(member, 'name', '?')}) is a "
+                                 f"{type(member).__name__}, not an MLPotential over an AtomicMLP: it cannot "
+                                 "be retrained")
+        if isinstance(reference, Potential):
+            self.reference, self._label_potential = reference, reference
+        elif callable(reference):
+            self.reference, self._label_potential = reference(), reference
+            if not isinstance(self.reference, Potential):
+                raise InputError(f"ActiveLearner: the reference factory returned a "
+                                 f"{type(self.reference).__name__}, not a Potential")
+        else:
+            raise InputError(f"ActiveLearner: reference must be a Potential or a factory returning one, "
+                             f"got {type(reference).__name__}")
+        self.levels = TrustLevels() if levels is None else levels
+        if not isinstance(self.levels, TrustLevels):
+            raise InputError(f"ActiveLearner: levels must be TrustLevels, got {type(levels).__name__}")
+        self.check_every = _positive_int("check_every", check_every)
+        self.retrain_every = _positive_int("retrain_every", retrain_every)
+        self.retrain_interval = None if retrain_interval is None else _positive_int("retrain_interval",
+                                                                                    retrain_interval)
+        self.promote_max_buffer = _positive_int("promote_max_buffer", promote_max_buffer, minimum=0)
+        self.max_molecule_atoms = _positive_int("max_molecule_atoms", max_molecule_atoms)
+        if cluster_radius is not None and not (np.isfinite(cluster_radius) and cluster_radius > 0):
+            raise InputError(f"ActiveLearner: cluster_radius must be a positive distance in Å or None, "
+                             f"got {cluster_radius}")
+        if retrain not in RETRAIN_MODES:
+            raise InputError(f"ActiveLearner: retrain={retrain!r} is not one of {RETRAIN_MODES}")
+        if on_untrusted not in UNTRUSTED_ACTIONS:
+            raise InputError(f"ActiveLearner: on_untrusted={on_untrusted!r} is not one of {UNTRUSTED_ACTIONS}")
+        if not (np.isfinite(replay) and replay >= 0):
+            raise InputError(f"ActiveLearner: replay must be >= 0, got {replay}")
+        if cluster_charge is not None and not callable(cluster_charge):
+            raise InputError("ActiveLearner: cluster_charge must be a callable(atoms) -> charge")
+        self.committee = committee
+        self.cluster_radius = None if cluster_radius is None else float(cluster_radius)
+        self.units = None if units is None else [np.asarray(u, int) for u in units]
+        self.cluster_charge = cluster_charge
+        self.on_untrusted = on_untrusted
+        self.promote = bool(promote)
+        self.retrain_mode = retrain
+        self.retrain_kwargs = dict(retrain_kwargs or {})
+        for bad in ("old_frames", "new_frames", "frames", "replay", "seed", "val_frames", "dtype"):
+            if bad in self.retrain_kwargs:
+                raise InputError(f"ActiveLearner: retrain_kwargs may not set {bad!r}; the learner sets it")
+        self.replay = float(replay)
+        self.seed = int(seed)
+        self.train_frames = list(train_frames or [])
+        self.monitor_frames = list(monitor_frames or [])
+        self.label_output = None if label_output is None else os.fspath(label_output)
+        self.label_scheduler = label_scheduler
+        self.level_of_theory = level_of_theory or self.reference.name
+        self.log_path = None if log_path is None else os.fspath(log_path)
+        self.name = name or f"active[{committee.name}]"
+        self.species = committee.species
+        self.min_distance = committee.min_distance
+
+        self.step = -1                 # index of the last step
+        self.labels: list = []         # every labelled frame (loaded and new), in label order
+        self.pending: list = []        # labels not yet trained on
+        self.events: list = []
+        self.deviations: list = []     # (step, ε, status) of every checked step
+        self.n_retrains = 0
+        self.n_qm_calls = 0
+        self.last_retrain_step = -1
+        self._numbers = None
+        self._bonds = None
+        self._units_run = None
+        self._next_id = 0
+        self._blend = None
+        self._sigma = None
+        self._promote_reference = None
+        if self.promote:
+            # the blend copies a stateful level once per region; copies must come from an unused
+            # instance (a used tblite/PySCF object holds C handles that cannot be copied)
+            try:
+                self._promote_reference = (reference() if not isinstance(reference, Potential)
+                                           else copy.deepcopy(reference))
+            except TypeError as exc:
+                raise InputError(f"ActiveLearner: promote=True needs a fresh copy of the reference "
+                                 f"{self.reference.name!r} for its regions, and this one cannot be copied "
+                                 f"({exc}); pass a factory, e.g. functools.partial(XTBPotential)") from None
+        if self.label_output is not None and os.path.exists(self.label_output):
+            self._load_existing_labels()
+        start = {"event": "start", "committee": committee.name, "members": len(committee.members),
+                 "reference": self.level_of_theory, "levels": [self.levels.lower, self.levels.upper],
+                 "check_every": self.check_every, "cluster_radius": self.cluster_radius,
+                 "on_untrusted": on_untrusted, "promote": self.promote, "retrain": retrain,
+                 "retrain_every": self.retrain_every, "retrain_interval": self.retrain_interval,
+                 "replay": self.replay, "n_train_frames": len(self.train_frames),
+                 "n_loaded_labels": len(self.labels), "label_output": self.label_output}
+        if self.monitor_frames:
+            start["monitor"] = committee_errors(committee, self.monitor_frames)
+        self._log(start)
+
+    # -- bookkeeping ---------------------------------------------------------------
+    def _log(self, event: dict) -> None:
+        event = {k: _jsonable(v) for k, v in event.items()}
+        event.setdefault("time", time.time())
+        self.events.append(event)
+        if self.log_path is not None:
+            with open(self.log_path, "a") as fh:
+                fh.write(json.dumps(event) + "\n")
+
+    def _load_existing_labels(self) -> None:
+        from ..labelling import load_labels
+        frames = load_labels(self.label_output)
+        ids = [f.info["config_id"] for f in frames]
+        if any(not isinstance(i, int) for i in ids):
+            bad = next(i for i in ids if not isinstance(i, int))
+            raise InputError(f"{self.label_output}: label id {bad!r} is not an integer: not a label file "
+                             "written by an ActiveLearner")
+        self.labels = list(frames)
+        self.pending = list(frames)
+        self._next_id = max(ids) + 1 if ids else 0
+
+    def summary(self) -> dict:
+        """Counts of the run so far: steps, checks, triggers, labels, untrusted steps, retrains, QM calls."""
+        count = lambda kind: sum(1 for e in self.events if e["event"] == kind)  # noqa: E731
+        return {"steps": self.step + 1, "checks": len(self.deviations), "triggers": count("trigger"),
+                "labels": count("label"), "untrusted": count("untrusted"), "retrains": count("retrain"),
+                "pending_labels": len(self.pending), "qm_calls": self.n_qm_calls}
+
+    # -- Potential ---------------------------------------------------------------------
+    def check(self, system: AtomicSystem) -> None:
+        self.committee.check(system)
+
+    def _is_run_system(self, system: AtomicSystem) -> bool:
+        if self._numbers is None:
+            self._numbers = system.numbers.copy()
+            return True
+        return len(system) == len(self._numbers) and bool(np.all(system.numbers == self._numbers))
+
+    def _compute(self, system: AtomicSystem) -> Result:
+        if not self._is_run_system(system):
+            return self.committee._compute(system)
+        self.step += 1
+        step = self.step
+        res = self.committee._compute(system)
+        sigma = np.asarray(res.force_std, float)
+        eps = float(sigma.max()) if sigma.size else 0.0
+        info = {"step": step, "max_force_deviation": eps, "status": UNCHECKED, "trusted": True,
+                "label_id": None, "retrained": False, "n_qm_calls": 0, "source": "committee"}
+        res.info.update(info)
+        status = UNCHECKED
+        uncertain = np.zeros(0, int)
+        if step % self.check_every == 0:
+            status = self.levels.classify(eps)
+            self.deviations.append((step, eps, status))
+            if status != ACCURATE:
+                uncertain = np.flatnonzero(~(sigma < self.levels.lower))   # NaN counts as uncertain
+            res.info["uncertain_atoms"] = uncertain.tolist()
+        res.info["status"] = status
+        if status == FAILED:
+            res.info["trusted"] = False
+            if self.on_untrusted == "raise":
+                self._log({"event": "untrusted", "step": step, "deviation": eps, "action": "raise",
+                           "uncertain_atoms": uncertain})
+                worst = int(np.argmax(sigma))
+                raise UntrustedStepError(
+                    f"{self.name}: step {step}: model deviation max σ_F = {eps:.4g} eV/Å on atom {worst} "
+                    f"({symbol(system.numbers[worst])}) reaches the upper trust level {self.levels.upper} "
+                    f"eV/Å (uncertain atoms: {uncertain.tolist()[:20]}{' ...' if len(uncertain) > 20 else ''})",
+                    step, eps, uncertain)
+        region, frame = None, None
+        if status in (CANDIDATE, FAILED):
+            region, target = self._target(system, uncertain)
+            self._log({"event": "trigger", "step": step, "deviation": eps, "status": status,
+                       "uncertain_atoms": uncertain,
+                       "labelled_atoms": np.arange(len(system)) if region is None else region.atoms,
+                       "n_links": 0 if region is None else len(region.cuts)})
+            frame = self._label(target, step, region)
+            res.info["label_id"] = frame.info["label_id"]
+            res.info["n_qm_calls"] += 1
+        if self.promote:
+            res = self._promoted(system, res, sigma)
+        elif status == FAILED:
+            res = self._reference_step(system, res, region, frame)
+        if status == FAILED:
+            self._log({"event": "untrusted", "step": step, "deviation": eps,
+                       "action": "promote" if self.promote else "reference",
+                       "label_id": frame.info["label_id"], "uncertain_atoms": uncertain})
+        if self._retrain_due(step):
+            self.retrain()
+            res.info["retrained"] = True
+        return res
+
+    # -- labelling --------------------------------------------------------------------
+    def _run_units(self, system: AtomicSystem) -> list:
+        if self._units_run is None:
+            from couplers.partition import find_bonds
+            self._bonds = find_bonds(system)
+            self._units_run = self.units if self.units is not None else \
+                fragment_units(system, self.max_molecule_atoms, self._bonds)
+        return self._units_run
+
+    def cluster(self, system: AtomicSystem, atoms):
+        """The capped cluster (CappedRegion) labelled for uncertain ``atoms``, or None for the whole system.
+
+        None when ``cluster_radius`` is None or the cluster holds every atom.
+        """
+        if self.cluster_radius is None:
+            return None
+        units = self._run_units(system)
+        picked = cluster_atoms(system, atoms, self.cluster_radius, units)
+        if len(picked) == len(system):
+            return None
+        if self.cluster_charge is not None:
+            charge = int(self.cluster_charge(picked))
+        elif int(system.charge) == 0:
+            charge = 0
+        else:
+            raise InputError(f"{self.name}: the system has charge {system.charge}; give cluster_charge="
+                             "callable(atoms) -> charge so that clusters carry the right charge")
+        from couplers.link_atoms import CappedRegion
+        region = CappedRegion(system, picked, self._bonds, charge=charge)
+        if len(region.cuts) and self.species is not None and 1 not in self.species:
+            raise InputError(f"{self.name}: the cluster cuts {len(region.cuts)} covalent bond(s) and caps "
+                             "them with hydrogen, an element the committee does not know; pass units= that "
+                             "keep the molecules whole, or a larger max_molecule_atoms")
+        return region
+
+    def _target(self, system, uncertain):
+        region = self.cluster(system, uncertain)
+        return region, (system if region is None else region.system)
+
+    def _label(self, target: AtomicSystem, step: int, region) -> "object":
+        from .training import Frame
+
+        label_id = self._next_id
+        t0 = time.perf_counter()
+        if self.label_output is None:
+            r = self.reference.compute(target)
+            frame = Frame(target, float(r.energy), np.asarray(r.forces, float),
+                          info={"config_id": label_id, "level_of_theory": self.level_of_theory})
+        else:
+            from ..labelling import label, load_labels
+            summary = label([target], self._label_potential, self.label_output, ids=[label_id],
+                            scheduler=self.label_scheduler, level_of_theory=self.level_of_theory,
+                            progress=False)
+            if label_id in summary.failed:
+                raise ActiveLearningError(f"{self.name}: step {step}: labelling configuration {label_id} "
+                                          f"into {self.label_output} failed: {summary.failed[label_id]}")
+            found = [f for f in load_labels(self.label_output) if f.info["config_id"] == label_id]
+            if not found:
+                raise ActiveLearningError(f"{self.name}: step {step}: label {label_id} is not in "
+                                          f"{self.label_output} after labelling")
+            frame = found[0]
+        self._next_id += 1
+        self.n_qm_calls += 1
+        frame.info.update(label_id=label_id, step=step,
+                          cluster_atoms=None if region is None else region.atoms.tolist(),
+                          n_links=0 if region is None else len(region.cuts))
+        self.labels.append(frame)
+        self.pending.append(frame)
+        self._log({"event": "label", "step": step, "label_id": label_id, "n_atoms": len(target),
+                   "n_links": frame.info["n_links"], "energy": frame.energy,
+                   "wall_time": time.perf_counter() - t0, "output": self.label_output or "memory"})
+        return frame
+
+    # -- untrusted steps ------------------------------------------------------------
+    def _reference_step(self, system, res: Result, region, frame) -> Result:
+        """The failed step's result from its reference label (module docstring)."""
+        info = dict(res.info, source="reference")
+        if region is None:
+            forces = np.asarray(frame.forces, float)
+            return Result(float(frame.energy), forces.copy(), force_std=res.force_std,
+                          energy_std=res.energy_std,
+                          contributions={self.level_of_theory: float(frame.energy)}, info=info)
+        low = self.committee._compute(region.system)
+        de = float(frame.energy) - low.energy
+        forces = res.forces + region.scatter(np.asarray(frame.forces, float) - low.forces)
+        info["source"] = "committee+reference(cluster)"
+        info["cluster_atoms"] = region.atoms.tolist()
+        return Result(res.energy + de, forces, force_std=res.force_std, energy_std=res.energy_std,
+                      contributions={self.committee.name: res.energy,
+                                     f"{self.level_of_theory}-{self.committee.name}(cluster)": de},
+                      info=info)
+
+    def _promoted(self, system, res: Result, sigma) -> Result:
+        """E = E_ML(all) + Σ_P σ_P [E_ref(P) - E_ML(P)], weights from σ_F (not Hamiltonian)."""
+        if self._blend is None:
+            from couplers.blend import BlendedCorrection
+            from couplers.partition import ScorePartitioner
+            units = self._run_units(system)
+            part = ScorePartitioner(lambda s: self._sigma, self.levels.lower, self.levels.upper,
+                                    molecules=units)
+            charge = self.cluster_charge
+            if charge is None and int(system.charge) != 0:
+                raise InputError(f"{self.name}: the system has charge {system.charge}; give cluster_charge="
+                                 "callable(atoms) -> charge for the promoted regions")
+            self._blend = BlendedCorrection(self._promote_reference, self.committee, part, scheme="product",
+                                            max_buffer=self.promote_max_buffer, on_overflow="sorted",
+                                            bonds=self._bonds, region_charge=charge or (lambda atoms: 0),
+                                            name="promoted")
+        self._sigma = sigma
+        corr = self._blend._compute(system)
+        calls = int(corr.info["n_high_calls"])
+        self.n_qm_calls += calls
+        info = dict(res.info, source="promoted" if corr.info["inner_atoms"] or corr.info["buffer_atoms"]
+                    else "committee", promoted=corr.info)
+        info["n_qm_calls"] += calls
+        return Result(res.energy + corr.energy, res.forces + corr.forces, force_std=res.force_std,
+                      energy_std=res.energy_std,
+                      contributions={self.committee.name: res.energy, "promoted": corr.energy}, info=info)
+
+    # -- retraining -------------------------------------------------------------------
+    def _retrain_due(self, step: int) -> bool:
+        if not self.pending:
+            return False
+        if len(self.pending) >= self.retrain_every:
+            return True
+        return self.retrain_interval is not None and step - self.last_retrain_step >= self.retrain_interval
+
+    def retrain(self) -> dict:
+        """Retrain every member on the pending labels now; returns (and logs) the ``retrain`` event.
+
+        fine_tune: new = the pending labels, old = train_frames + earlier labels,
+        round(replay · K_new) old frames replayed. train: fresh weights, all frames.
+        """
+        import torch
+
+        from .model import AtomicMLP
+        from .training import fine_tune, train
+
+        if not self.pending:
+            raise InputError(f"{self.name}: no new labels to retrain on")
+        new = list(self.pending)
+        new_ids = {id(f) for f in new}
+        old = self.train_frames + [f for f in self.labels if id(f) not in new_ids]
+        t0 = time.perf_counter()
+        before = committee_errors(self.committee, new)
+        members = []
+        for m, member in enumerate(self.committee.members):
+            seed = self.seed + 1000 * (self.n_retrains + 1) + m
+            try:
+                if self.retrain_mode == "fine_tune":
+                    rep = fine_tune(member.model, new, old_frames=old, replay=self.replay, seed=seed,
+                                    dtype=member.dtype, **self.retrain_kwargs)
+                else:
+                    torch.manual_seed(seed)
+                    model = AtomicMLP(**member.model.config)
+                    rep = train(model, old + new, seed=seed, dtype=member.dtype, **self.retrain_kwargs)
+                    member.model = model.to(member.dtype).eval()
+            except InputError as exc:
+                raise ActiveLearningError(f"{self.name}: retraining member {m} failed: {exc}") from exc
+            entry = {"member": m, "epochs": rep.epochs, "best_epoch": rep.best_epoch}
+            for split, errs in rep.metrics.items():
+                entry[f"{split}_force_rmse"] = errs["force_rmse"]
+                entry[f"{split}_energy_rmse"] = errs["energy_rmse"]
+            for key in ("new_before", "new_after", "old_before", "old_after"):
+                if key in rep.info:
+                    entry[f"{key}_force_rmse"] = rep.info[key]["force_rmse"]
+            members.append(entry)
+        self.n_retrains += 1
+        self.last_retrain_step = self.step
+        self.pending = []
+        event = {"event": "retrain", "step": self.step, "retrain": self.n_retrains, "mode": self.retrain_mode,
+                 "n_new": len(new), "n_old": len(old), "n_labels": len(self.labels), "members": members,
+                 "new_before": before, "new_after": committee_errors(self.committee, new)}
+        if self.monitor_frames:
+            event["monitor"] = committee_errors(self.committee, self.monitor_frames)
+        event["wall_time"] = time.perf_counter() - t0
+        self._log(event)
+        return self.events[-1]
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise InputError(f"ActiveLearner: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
