@@ -206,3 +206,18 @@ def test_periodic_box_regions_are_whole_clusters():
     atoms = [0, 4, int(r.info[pot.labels[1]]["buffer_atoms"][0])]
     assert np.abs(fd_forces(pot, box, h=1e-5, atoms=atoms) - r.forces)[atoms].max() < 1e-5
     assert r.energy == pytest.approx(LOW.compute(box).energy + r.contributions[pot.labels[1]], abs=1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["product", "sorted"])
+def test_net_force_vanishes_with_xtb_and_dft_high_levels(scheme):
+    """Translation-invariant levels (GFN2-xTB; B3LYP with grid response) and a centre that moves with
+    the atoms: the blended forces sum to zero."""
+    from hybrid.ml.adapters import XTBPotential
+    from hybrid.qm import PySCFPotential
+    s = cluster([3.0, 3.9])
+    for high in (XTBPotential("GFN2-xTB", accuracy=0.01),
+                 PySCFPotential("B3LYP", "sto-3g", grids_level=0, conv_tol=1e-12)):
+        pot = blended(LOW, high, partitioner(), scheme=scheme)
+        r = pot.compute(s)
+        assert r.info[pot.labels[1]]["n_buffer"] == 2
+        assert np.abs(r.forces.sum(0)).max() < 1e-8, (high.name, r.forces.sum(0))
