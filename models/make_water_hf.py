@@ -33,7 +33,7 @@ LEVEL = ("HF", "6-31g*")
 SEED = 0
 
 
-def configurations(n: int = 240):
+def configurations(n: int = 160):
     """The cluster geometries: read from CONFIGS, or made and written there once.
 
     (tblite's threaded SCF is not bitwise reproducible, so the trajectory is
@@ -42,7 +42,7 @@ def configurations(n: int = 240):
 
     from hybrid.system import AtomicSystem
     if CONFIGS.exists():
-        return [AtomicSystem.from_ase(a) for a in read(CONFIGS, ":")]
+        return [AtomicSystem.from_ase(a) for a in read(CONFIGS, ":")][:n]
     import make_water_gfn2xtb as base
     from couplers.ase_calculator import HybridCalculator
     from hybrid.ml.adapters import XTBPotential
