@@ -74,7 +74,14 @@ afterwards for production (NVE) runs.
 A *step* is one evaluation of a system with the run's atoms (the atomic
 numbers seen at the first call). Other systems (e.g. the capped regions a
 blend evaluates its low level on) are passed to the committee unchanged:
-no step is counted, nothing is checked or labelled.
+no step is counted, nothing is checked or labelled. ASE's calculator
+evaluates once per MD step; in OpenMM every force evaluation counts,
+including the extra ones a reporter asking for energies causes.
+
+Cluster labels are gas-phase clusters: the reference forces on atoms at the
+cluster's edge feel the cut, and the loss weighs them like the rest (no
+per-atom force weights); pick ``cluster_radius`` well above the model's
+cutoff where the reference can afford it.
 
 Every event is kept in ``events`` (a list of dicts) and, with ``log_path``,
 appended to a JSON-lines file: ``start`` (settings, errors on
@@ -291,6 +298,16 @@ class ActiveLearner(Potential):
     monitor_frames : labelled frames (e.g. a held-out set) whose committee
         errors are logged at the start and after every retrain
     seed : base seed of the retraining runs
+
+    Attributes: ``step`` (index of the last step, -1 before the first),
+    ``labels`` (every labelled :class:`~hybrid.ml.training.Frame`, with
+    ``info`` label_id, step, cluster_atoms, n_links), ``pending`` (labels not
+    yet trained on), ``events`` (the log), ``deviations`` ((step, ε, status)
+    of every checked step), ``n_retrains``, ``n_qm_calls``. Each step's
+    ``Result.info`` holds step, max_force_deviation, status ("accurate",
+    "candidate", "failed" or "unchecked"), trusted, uncertain_atoms,
+    label_id, source ("committee", "reference",
+    "committee+reference(cluster)" or "promoted"), n_qm_calls and retrained.
     """
 
     def __init__(self, committee, reference, *, train_frames=(), levels: TrustLevels | None = None,
@@ -460,8 +477,8 @@ class ActiveLearner(Potential):
             self.deviations.append((step, eps, status))
             if status != ACCURATE:
                 uncertain = np.flatnonzero(~(sigma < self.levels.lower))   # NaN counts as uncertain
-            res.info["uncertain_atoms"] = uncertain.tolist()
         res.info["status"] = status
+        res.info["uncertain_atoms"] = uncertain.tolist()
         if status == FAILED:
             res.info["trusted"] = False
             if self.on_untrusted == "raise":

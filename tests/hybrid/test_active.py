@@ -263,8 +263,8 @@ def test_active_learning_from_a_poor_model_lowers_the_held_out_error(tmp_path):
     before = committee_errors(com, held_out)
 
     labels, log = tmp_path / "labels.xyz", tmp_path / "active.jsonl"
-    al = ActiveLearner(com, functools.partial(XTBPotential), train_frames=narrow, check_every=4,
-                       retrain_every=4, replay=2.0, retrain_kwargs=dict(epochs=60, lr=3e-3, batch_size=8),
+    al = ActiveLearner(com, functools.partial(XTBPotential), train_frames=narrow, check_every=2,
+                       retrain_every=6, replay=1.0, retrain_kwargs=dict(epochs=40, lr=5e-3, batch_size=8),
                        label_output=labels, log_path=log, monitor_frames=held_out)
     atoms = s.to_ase()
     atoms.calc = HybridCalculator(al)
@@ -278,15 +278,15 @@ def test_active_learning_from_a_poor_model_lowers_the_held_out_error(tmp_path):
     print(f"held-out force RMSE {before['force_rmse']:.3f} -> {after['force_rmse']:.3f} eV/Å, "
           f"energy RMSE {before['energy_rmse']:.3f} -> {after['energy_rmse']:.3f} eV; {summary}; "
           f"monitor after each retrain {[round(e['monitor']['force_rmse'], 3) for e in retrains]}")
-    assert after["force_rmse"] < 0.8 * before["force_rmse"]
+    assert after["force_rmse"] < 0.75 * before["force_rmse"]     # 0.23-0.32 vs 0.505 over 6 MD seeds
     assert al.events[0]["monitor"]["force_rmse"] == pytest.approx(before["force_rmse"])
     assert retrains[-1]["monitor"]["force_rmse"] == pytest.approx(after["force_rmse"])
 
-    # the log: every checked step that triggered has its label; retrains every 4 labels
-    assert summary["steps"] == 61 and summary["checks"] == 16
-    assert summary["triggers"] == summary["labels"] == summary["qm_calls"] >= 8
-    assert summary["retrains"] == summary["labels"] // 4 >= 2
-    assert all(e["n_new"] == 4 and len(e["members"]) == 3 for e in retrains)
+    # the log: every checked step that triggered has its label; retrains every 6 labels
+    assert summary["steps"] == 61 and summary["checks"] == 31
+    assert summary["triggers"] == summary["labels"] == summary["qm_calls"] >= 18
+    assert summary["retrains"] == summary["labels"] // 6 >= 3
+    assert all(e["n_new"] == 6 and len(e["members"]) == 3 for e in retrains)
     triggers = [e for e in al.events if e["event"] == "trigger"]
     label_events = [e for e in al.events if e["event"] == "label"]
     assert [e["step"] for e in triggers] == [e["step"] for e in label_events]
