@@ -190,9 +190,12 @@ def cluster_atoms(system: AtomicSystem, centres, radius: float, units) -> np.nda
         near[j[np.isin(i, centres)]] = True
     covered = np.zeros(n, int)
     picked = []
-    for u in units:
-        u = np.asarray(u, int)
-        covered[u] += 1
+    for k, u in enumerate(units):
+        u = np.asarray(u, int).reshape(-1)
+        if u.size and (u.min() < 0 or u.max() >= n):
+            raise InputError(f"cluster_atoms: unit {k} holds atom {int(u.max() if u.max() >= n else u.min())}, "
+                             f"outside a system of {n} atoms")
+        np.add.at(covered, u, 1)
         if near[u].any():
             picked.append(u)
     if np.any(covered != 1):

@@ -96,6 +96,10 @@ def test_cluster_inputs_are_checked():
         cluster_atoms(s, [4], 0.0, units)
     with pytest.raises(InputError, match="cover atom 17 0 times"):
         cluster_atoms(s, [4], 2.0, units[:-1])
+    with pytest.raises(InputError, match="cover atom 0 2 times"):
+        cluster_atoms(s, [4], 2.0, units + [np.array([0])])
+    with pytest.raises(InputError, match="unit 3 holds atom 25, outside a system of 20 atoms"):
+        cluster_atoms(s, [4], 2.0, units + [np.array([25])])
 
 
 # -- one step at a time -------------------------------------------------------------------
