@@ -10,7 +10,10 @@ from ase import units as ase_units
 from ase.build import molecule
 from ase.data import covalent_radii
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import thermalize_momenta
+try:
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:   # ASE < 3.27
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
 
 from couplers.ase_calculator import HybridCalculator
 from couplers.blend import blended
