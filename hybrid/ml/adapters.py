@@ -50,7 +50,11 @@ class ASECalculatorPotential(Potential):
 
 
 class XTBPotential(ASECalculatorPotential):
-    """Extended tight binding (``tblite``): method "GFN2-xTB" or "GFN1-xTB"."""
+    """Extended tight binding (``tblite``): method "GFN2-xTB" or "GFN1-xTB".
+
+    Copies and pickles carry the settings, not tblite's C handle: a copy
+    starts with a fresh calculator (and so a fresh SCC guess).
+    """
 
     stateful = True   # tblite restarts from its last wavefunction: one copy per region in blends
 
@@ -59,7 +63,15 @@ class XTBPotential(ASECalculatorPotential):
             from tblite.ase import TBLite
         except ImportError as exc:
             raise InputError("XTBPotential needs the tblite package: pip install 'qmml-hybrid[xtb]'") from exc
+        self._args = (method, accuracy, name, kwargs)
         super().__init__(TBLite(method=method, accuracy=accuracy, verbosity=0, **kwargs), name or method)
+
+    def __getstate__(self):
+        return {"_args": self._args}
+
+    def __setstate__(self, state):
+        method, accuracy, name, kwargs = state["_args"]
+        self.__init__(method, accuracy, name, **kwargs)
 
     def _prepare(self, system: AtomicSystem) -> None:
         system.check_spin()
