@@ -133,6 +133,7 @@ def save_model(model: AtomicMLP, path, **metadata) -> None:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)            # mkstemp makes 0600; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
