@@ -212,3 +212,23 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert rows == _rows(a / "energies.csv")
     fa, fb = dcd_frames(a / "trajectory.dcd")[1], dcd_frames(b / "trajectory.dcd")[1]
     assert len(fb) == n // 2 + 1 and fa == fb
+
+
+def test_main_job_config_builds_and_steps(tmp_path):
+    """examples/main/config.toml (the README's main job) validates, finds its models and takes two steps."""
+    import pyscf
+    pyscf.lib.num_threads(1)
+    cfg = load_config(ROOT / "examples" / "main" / "config.toml")
+    assert [lv.kind for lv in cfg.levels] == ["delta", "delta", "pyscf"]
+    assert cfg.md.steps * cfg.md.timestep_fs >= 250.0
+    cfg.md["steps"] = 2
+    out = cfg.output
+    for key in ("trajectory", "topology", "csv", "timings", "plot", "checkpoint"):
+        out[key] = tmp_path / out[key].name
+    out["directory"] = tmp_path
+    s = Runner(cfg, progress=False).run()
+    assert s.last_step == 2 and s.qm_share > 0
+    d = csv.DictReader(open(tmp_path / "energies.csv"))
+    rows = list(d)
+    assert len(rows) == 3 and all(r["high_calls_qm"] == "1" for r in rows)
+    assert all(abs(float(r["dE_qm_eV"])) < 0.05 for r in rows)      # the levels share HF's zero of energy
