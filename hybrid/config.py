@@ -111,7 +111,7 @@ def ge(lo):
 
 class Key:
     """One setting: its type ("str", "int", "float", "bool", "path", "table",
-    "ints", "vec3", "any"), default (``REQUIRED`` if none), allowed choices,
+    "ints", "vec3"), default (``REQUIRED`` if none), allowed choices,
     further checks and a one-line doc (used in "missing" messages)."""
 
     def __init__(self, kind, default=REQUIRED, *, choices=None, checks=(), doc="", must_exist=True,
@@ -383,7 +383,7 @@ def _levels(ck: _Checker, levels) -> list:
         if lv.get("name") is None:
             lv["name"] = lv["kind"] if lv["kind"] not in [x["kind"] for x in out] else f"{lv['kind']}{i}"
         if lv["name"] in names:
-            ck.error(section, "name", lv["name"], f"used by another level; names must be unique")
+            ck.error(section, "name", lv["name"], "used by another level; names must be unique")
         names.append(lv["name"])
         region = table.get("region")
         if i == 1 and region is not None:

@@ -202,6 +202,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     ck = _checkpoint_step(out / "checkpoint.json")
     written = len(_rows(out / "energies.csv")) - 1
     assert 20 <= ck < n and written > ck + 1                  # killed between checkpoints, rows after the last one
+    print(f"killed: checkpoint at step {ck}, CSV rows of steps 0..{written - 1} on disk")
     res = subprocess.run(cmd[:3] + ["run", "--resume", "--no-progress", str(cfg)], capture_output=True, text=True,
                          timeout=180)
     assert res.returncode == 0, res.stderr
