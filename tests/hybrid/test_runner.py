@@ -360,8 +360,10 @@ def test_pyscf_level_time_share_and_energy_zero_warning(tmp_path, inputs):
     shutil.copyfile(inputs / "w3.xyz", tmp_path / "w3.xyz")
     (tmp_path / "config.toml").write_text(QM_CONFIG)
     log = io.StringIO()
-    s = Runner(load_config(tmp_path / "config.toml"), stream=log).run()
+    s = Runner(load_config(tmp_path / "config.toml"), stream=log, progress=True).run()
     assert 0.0 < s.qm_share < 1.0 and s.level_s["hf"] > 0
+    bar = log.getvalue().split("\r")[-1]
+    assert "3/3" in bar and "ns/day, QM " in bar                       # the progress bar's last state
     t = read_csv(tmp_path / "output" / "timings.csv")
     assert (t["pyscf_s"] > 0).all() and np.allclose(t["pyscf_s"], t["level_hf_s"], rtol=0.2)
     d = read_csv(tmp_path / "output" / "energies.csv")
