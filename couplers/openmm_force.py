@@ -80,10 +80,10 @@ class _Evaluator:
         else:
             cell, pbc = np.zeros((3, 3)), False
         ext_pos = pos[n:] if self.n_ext else None
-        system = AtomicSystem(self.numbers, pos[:n], cell, pbc, charge=self.charge,
-                              multiplicity=self.multiplicity,
-                              ext_charges=self.ext_charges if self.n_ext else None, ext_positions=ext_pos)
         try:
+            system = AtomicSystem(self.numbers, pos[:n], cell, pbc, charge=self.charge,
+                                  multiplicity=self.multiplicity,
+                                  ext_charges=self.ext_charges if self.n_ext else None, ext_positions=ext_pos)
             if self.before_compute is not None:
                 self.before_compute(system)
             key = None
