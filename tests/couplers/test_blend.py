@@ -184,7 +184,7 @@ def test_score_partitioner_and_fixed_regions():
 def test_periodic_box_regions_are_whole_clusters():
     """In a periodic box the regions are isolated, whole clusters (a QM code needs no PBC)."""
     from hybrid.build import water_box
-    from hybrid.potential import Potential, Result
+    from hybrid.potential import Potential
 
     class NonPeriodicOnly(Potential):
         """LOW, refusing periodic input, on whole molecules only."""

@@ -19,15 +19,6 @@ from hybrid.potential import Potential, Result
 KJ_NM = unit.kilojoule_per_mole / unit.nanometer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models on a shared 2-core machine: one torch thread avoids OpenMP spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _mlp():
     torch.manual_seed(0)
     return MLPotential(AtomicMLP((1, 8), cutoff=3.5, n_radial=5, hidden=(16,)))

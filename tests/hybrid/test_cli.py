@@ -9,8 +9,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import ase.io
-import pytest
-import torch
 
 from hybrid.build import water_cluster
 from hybrid.cli import main
@@ -77,14 +75,6 @@ checkpoint_interval = {ci}
 progress = false
 """)
     return d / "config.toml"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_console_script_is_declared():

@@ -50,14 +50,6 @@ def make_potential(model, sleep=0.0, fail_at=-1, nan_at=-1):
 '''
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """3 waters, the test level file and a small random MLIP (the second level), made once:

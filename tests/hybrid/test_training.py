@@ -34,15 +34,6 @@ def emt_frames(n, seed, shift=0.0, a=3.61, rattle=0.08, vacancies=True):
     return out
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train faster on one thread (and the machine is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data():
     return emt_frames(30, 0, shift=5.0), emt_frames(8, 1, shift=5.0)

@@ -1,7 +1,6 @@
 """Uncertainty: committee trigger levels, descriptor-space (Mahalanobis) OOD distance, calibration report."""
 import numpy as np
 import pytest
-import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
@@ -24,14 +23,6 @@ def copper(n, seed, a=3.61, rattle=0.08):
         atoms.calc = EMT()
         out.append(Frame(AtomicSystem.from_ase(atoms), atoms.get_potential_energy(), atoms.get_forces()))
     return out
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
