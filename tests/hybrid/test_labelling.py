@@ -251,11 +251,18 @@ def test_jobqueue_cluster_writes_a_batch_script():
 
 
 def test_bad_inputs_are_named(tmp_path):
+    import threading
+
+    from hybrid.ml.adapters import ASECalculatorPotential
+    from ase.calculators.emt import EMT
     systems = waters(2, seed=5)
-    used = XTBPotential()
-    used.compute(systems[0])
+    locked = ASECalculatorPotential(EMT())
+    locked.lock = threading.Lock()                    # a handle no pickler can carry
     with pytest.raises(InputError, match="cannot be pickled.*factory"):
-        label(systems, used, tmp_path / "u.extxyz", scheduler="synchronous")
+        label(systems, locked, tmp_path / "u.extxyz", scheduler="synchronous")
+    used = XTBPotential()                             # a used xTB pickles its settings, not its handle
+    used.compute(systems[0])
+    assert len(label(systems, used, tmp_path / "x.extxyz", scheduler="synchronous", progress=False).done) == 2
     xtb = functools.partial(XTBPotential, "GFN2-xTB")
     out = tmp_path / "g.extxyz"
     label(systems, xtb, out, scheduler="synchronous", progress=False)
