@@ -53,6 +53,9 @@ class PySCFPotential(Potential):
     grid_response : include the grid-weight derivatives in DFT gradients.
     conv_tol : SCF energy convergence (Hartree).
     extrapolation : order of the density extrapolation (0: previous density).
+    conv_check : run PySCF's extra SCF cycle after convergence (default off:
+        convergence is already judged by |ΔE| < conv_tol and the orbital
+        gradient < sqrt(conv_tol); the check costs one more Fock build per call).
     """
 
     stateful = True   # warm starts: blends give each region its own copy
@@ -61,7 +64,7 @@ class PySCFPotential(Potential):
                  multiplicity: int | None = None, density_fit: bool = False, auxbasis=None,
                  grids_level: int = 3, grid_response: bool = True, conv_tol: float = 1e-10,
                  max_cycle: int = 100, extrapolation: int = 2, max_memory: int = 4000,
-                 name: str | None = None, verbose: int = 0):
+                 conv_check: bool = False, name: str | None = None, verbose: int = 0):
         self.kind, self.unrestricted_forced, self.xc, self.post = _parse_method(method)
         if self.kind == "post" and density_fit:
             raise InputError(f"density_fit is supported for HF and DFT, not for {method}")
@@ -71,6 +74,7 @@ class PySCFPotential(Potential):
         self.density_fit, self.auxbasis = density_fit, auxbasis
         self.grids_level, self.grid_response = grids_level, grid_response
         self.conv_tol, self.max_cycle, self.max_memory = conv_tol, max_cycle, max_memory
+        self.conv_check = conv_check
         self.verbose = verbose
         self.name = name or f"{method}/{basis if isinstance(basis, str) else 'custom'}"
         self.extrapolator = DensityExtrapolator(extrapolation)
@@ -113,6 +117,7 @@ class PySCFPotential(Potential):
             mf = qmmm.mm_charge(mf, system.ext_positions, system.ext_charges, radii=_radii(system),
                                 unit="Angstrom")
         mf.conv_tol = self.conv_tol
+        mf.conv_check = self.conv_check
         mf.max_cycle = self.max_cycle
         mf.verbose = self.verbose
         self._mol, self._mf, self.unrestricted = mol, mf, unrestricted
