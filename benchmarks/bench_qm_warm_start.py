@@ -40,7 +40,7 @@ O 1.450 2.500 0.000; H 1.400 3.100 0.760; H 0.700 1.900 0.000"""
 METHOD, BASIS, LEVEL, TOL = "B3LYP", "def2-svp", 3, 1e-10
 
 
-def trajectory(n_steps: int = 6 + WARMUP, seed: int = 1):
+def trajectory(n_steps: int = 6 + WARMUP - 1, seed: int = 1):
     rows = [r.split() for r in TRIMER.replace("\n", ";").split(";")]
     atoms = Atoms([r[0] for r in rows], positions=[[float(x) for x in r[1:]] for r in rows])
     atoms.calc = HybridCalculator(PySCFPotential("HF", "sto-3g"))
