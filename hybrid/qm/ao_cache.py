@@ -5,10 +5,13 @@ derivatives) on every grid block at every SCF cycle. Within one geometry the
 AOs and the grid do not change, so for the SCF grid this subclass keeps the
 blocks of the first pass and replays them. The cache is dropped when the
 grid is rebuilt (new geometry) and is skipped when it would exceed
-``max_cache_mb``.
+``max_cache_mb``. The arrays of the previous geometry are refilled in
+place (``np.copyto``) when their shapes still fit: a fresh allocation of a
+few hundred MB costs more in page faults than evaluating the AOs once.
 """
 from __future__ import annotations
 
+import numpy as np
 from pyscf.dft import numint
 
 
@@ -32,10 +35,17 @@ class CachedNumInt(numint.NumInt):
         comp = (deriv + 1) * (deriv + 2) * (deriv + 3) // 6
         size_mb = comp * grids.coords.shape[0] * (nao or mol.nao) * 8 / 1e6
         keep = size_mb <= self.max_cache_mb
+        pool = [b[0] for b in self._blocks or ()]
+        self._cache_key, self._blocks = None, None
         blocks = []
-        for ao, mask, weight, coords in super().block_loop(mol, grids, nao, deriv, max_memory, non0tab, blksize, buf):
+        for k, (ao, mask, weight, coords) in enumerate(
+                super().block_loop(mol, grids, nao, deriv, max_memory, non0tab, blksize, buf)):
             if keep:
-                ao = ao.copy(order="K")   # keep PySCF's strided layout
+                if k < len(pool) and pool[k].shape == ao.shape and pool[k].strides == ao.strides:
+                    np.copyto(pool[k], ao)
+                    ao = pool[k]
+                else:
+                    ao = ao.copy(order="K")   # keep PySCF's strided layout
                 blocks.append((ao, mask, weight, coords))
             yield ao, mask, weight, coords
         if keep:
