@@ -7,7 +7,7 @@ first, one run times
 
 * cold:  a fresh PySCF RKS + gradient (MINAO guess), exactly as a script would;
 * scanner: PySCF's own gradient scanner (previous density as the guess);
-* layer: hybrid's PySCFPotential (quadratic density extrapolation in the
+* layer: hybrid's PySCFPotential (cubic density extrapolation in the
   Löwdin basis; AO values cached per geometry; no redundant check cycle),
   after WARMUP earlier MD steps, as in a running simulation,
 
@@ -33,7 +33,7 @@ from hybrid import units
 from hybrid.qm import PySCFPotential
 from hybrid.system import AtomicSystem
 
-WARMUP = 3      # MD steps the layer has seen before the measured ones (its history in a running MD)
+WARMUP = 4      # MD steps the layer has seen before the measured ones (its history in a running MD)
 TRIMER = """O 0.000 0.000 0.000; H 0.757 0.586 0.000; H -0.757 0.586 0.000
 O 2.900 0.000 0.000; H 3.300 0.000 0.880; H 3.300 0.760 -0.440
 O 1.450 2.500 0.000; H 1.400 3.100 0.760; H 0.700 1.900 0.000"""

@@ -119,9 +119,16 @@ class LinearCombination(Potential):
     ``contributions`` holds each part's weighted energy under its name (names
     made unique with #2, #3 ...), and nested parts' contributions as
     ``name/sub``.
+
+    ``workers > 1`` evaluates the terms concurrently in that many threads
+    (PySCF, torch and numpy release the GIL in their kernels), the slowest
+    term of the previous call first: with a QM term on one core, the MLIP
+    terms run on the other. Terms must then not share mutable state (two
+    terms may be the same stateless MLIP; a stateful QM layer must appear
+    once).
     """
 
-    def __init__(self, terms, name: str = "sum"):
+    def __init__(self, terms, name: str = "sum", workers: int = 1):
         flat = []
         for w, p in terms:
             if not isinstance(p, Potential):
@@ -136,6 +143,13 @@ class LinearCombination(Potential):
         sp = [set(p.species) for _, p in flat if p.species is not None]
         self.species = tuple(sorted(set.intersection(*sp))) if sp else None
         self.labels = _unique([p.name for _, p in flat])
+        self.workers = int(workers)
+        if self.workers > 1:
+            stateful = [id(q) for _, p in flat for q in {id(q): q for q in _stateful_parts(p)}.values()]
+            if len(set(stateful)) < len(stateful):
+                raise InputError(f"{name}: a stateful potential appears in more than one term; its terms "
+                                 "cannot run concurrently (use workers=1 or separate instances)")
+        self._last_times = np.zeros(len(flat))
 
     def check(self, system):
         for _, p in self.terms:
@@ -149,8 +163,7 @@ class LinearCombination(Potential):
         virial = np.zeros((3, 3))
         has_e, has_v = True, True
         contrib, info = {}, {}
-        for (w, p), label in zip(self.terms, self.labels):
-            r = p._compute(system)
+        for (w, p), label, r in zip(self.terms, self.labels, self._evaluate(system)):
             energy += w * r.energy
             forces += w * r.forces
             if ext is not None and r.ext_forces is not None:
@@ -167,6 +180,32 @@ class LinearCombination(Potential):
             info[label] = r.info
         return Result(energy, forces, ext_forces=ext, energies=energies if has_e else None,
                       virial=virial if has_v else None, contributions=contrib, info=info)
+
+    def _evaluate(self, system) -> list:
+        """The terms' Results, in term order; each term's wall time is kept for the next ordering."""
+        def run(k):
+            t0 = time.perf_counter()
+            r = self.terms[k][1]._compute(system)
+            self._last_times[k] = time.perf_counter() - t0
+            return r
+        if self.workers <= 1 or len(self.terms) < 2:
+            return [run(k) for k in range(len(self.terms))]
+        from concurrent.futures import ThreadPoolExecutor
+        order = np.argsort(-self._last_times, kind="stable")
+        with ThreadPoolExecutor(min(self.workers, len(self.terms))) as ex:
+            futures = {int(k): ex.submit(run, int(k)) for k in order}
+            return [futures[k].result() for k in range(len(self.terms))]
+
+
+def _stateful_parts(p):
+    """The stateful potentials inside ``p`` (itself, or wrapped in Subset/sums/...)."""
+    if getattr(p, "stateful", False):
+        yield p
+    inner = getattr(p, "potential", None)
+    if isinstance(inner, Potential):
+        yield from _stateful_parts(inner)
+    for _, q in getattr(p, "terms", ()):
+        yield from _stateful_parts(q)
 
 
 def _unique(names):

@@ -56,3 +56,35 @@ def test_subset_region_with_embedding(water):
     assert np.abs(r.forces.sum(0)).max() < 1e-6       # atoms + embedding charges: no net force
     with pytest.raises(InputError, match="region index 7 outside a system of 6 atoms"):
         Subset(PySCFPotential("HF", "sto-3g"), [0, 7]).compute(two)
+
+
+class Slow(Harmonic):
+    """A Harmonic that sleeps: lets a test see whether terms overlap in time."""
+
+    def __init__(self, *args, delay=0.2, stateful=False):
+        super().__init__(*args)
+        self.delay, self.stateful = delay, stateful
+
+    def _compute(self, s):
+        import time
+        time.sleep(self.delay)
+        return super()._compute(s)
+
+
+def test_concurrent_terms_give_the_same_result_in_less_time(water):
+    import time
+    from hybrid.potential import Subset
+    a, b = Slow(1.0, np.zeros(3), "a"), Slow(2.0, np.ones(3), "b")     # r0 broadcast over any atoms
+    terms = [(1.0, a), (-0.5, Subset(a, [0, 1])), (1.0, b)]
+    serial, parallel = LinearCombination(terms), LinearCombination(terms, workers=3)
+    r1 = serial.compute(water)
+    t0 = time.perf_counter()
+    r2 = parallel.compute(water)
+    dt = time.perf_counter() - t0
+    assert dt < 0.45                     # three 0.2 s terms overlapped, not 0.6 s in a row
+    assert r2.energy == r1.energy and np.array_equal(r2.forces, r1.forces)
+    assert r2.contributions == r1.contributions and list(r2.info) == list(r1.info)
+    q = Slow(1.0, np.zeros(3), "qm", delay=0.0, stateful=True)
+    with pytest.raises(InputError, match="stateful potential appears in more than one term"):
+        LinearCombination([(1.0, q), (-1.0, Subset(q, [0]))], workers=2)
+    LinearCombination([(1.0, q), (-1.0, Subset(a, [0]))], workers=2).compute(water)
