@@ -95,7 +95,9 @@ class BlendedCorrection(Potential):
     def _evaluate(self, system, jobs):
         if self.workers > 1 and len(jobs) > 1:
             from concurrent.futures import ThreadPoolExecutor
-            with ThreadPoolExecutor(self.workers) as ex:
+
+            from hybrid.threads import inherit
+            with ThreadPoolExecutor(self.workers, initializer=inherit()) as ex:
                 return list(ex.map(lambda j: self._delta(system, *j), jobs))
         return [self._delta(system, *j) for j in jobs]
 

@@ -191,8 +191,10 @@ class LinearCombination(Potential):
         if self.workers <= 1 or len(self.terms) < 2:
             return [run(k) for k in range(len(self.terms))]
         from concurrent.futures import ThreadPoolExecutor
+
+        from .threads import inherit
         order = np.argsort(-self._last_times, kind="stable")
-        with ThreadPoolExecutor(min(self.workers, len(self.terms))) as ex:
+        with ThreadPoolExecutor(min(self.workers, len(self.terms)), initializer=inherit()) as ex:
             futures = {int(k): ex.submit(run, int(k)) for k in order}
             return [futures[k].result() for k in range(len(self.terms))]
 
