@@ -120,12 +120,13 @@ class LinearCombination(Potential):
     made unique with #2, #3 ...), and nested parts' contributions as
     ``name/sub``.
 
-    ``workers > 1`` evaluates the terms concurrently in that many threads
-    (PySCF, torch and numpy release the GIL in their kernels), the slowest
-    term of the previous call first: with a QM term on one core, the MLIP
-    terms run on the other. Terms must then not share mutable state (two
-    terms may be the same stateless MLIP; a stateful QM layer must appear
-    once).
+    ``workers > 1`` evaluates the terms concurrently in that many threads,
+    the slowest term of the previous call first. Threads of one process take
+    turns at Python's interpreter lock, so this pays when terms spend their
+    time in lock-free kernels or waiting: put the QM term in its own process
+    (:class:`hybrid.process.ProcessPotential`) and the MLIP terms run in the
+    parent while the SCF runs on the other core. A stateful potential (a
+    warm-started QM layer) may then appear in one term only.
     """
 
     def __init__(self, terms, name: str = "sum", workers: int = 1):
@@ -144,11 +145,13 @@ class LinearCombination(Potential):
         self.species = tuple(sorted(set.intersection(*sp))) if sp else None
         self.labels = _unique([p.name for _, p in flat])
         self.workers = int(workers)
-        if self.workers > 1:
-            stateful = [id(q) for _, p in flat for q in {id(q): q for q in _stateful_parts(p)}.values()]
-            if len(set(stateful)) < len(stateful):
+        seen = set()
+        for _, p in flat if self.workers > 1 else ():
+            ids = {id(q) for q in _stateful_parts(p)}
+            if ids & seen:
                 raise InputError(f"{name}: a stateful potential appears in more than one term; its terms "
                                  "cannot run concurrently (use workers=1 or separate instances)")
+            seen |= ids
         self._last_times = np.zeros(len(flat))
 
     def check(self, system):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import threading
 import traceback
 import weakref
 
@@ -87,6 +88,7 @@ class ProcessPotential(Potential):
         self.min_distance = potential.min_distance
         self.stateful = getattr(potential, "stateful", False)
         self._process = self._conn = self._finalizer = None
+        self._lock = threading.Lock()        # one request at a time on the pipe
 
     # -- the child -----------------------------------------------------------------
     def start(self) -> None:
@@ -117,6 +119,10 @@ class ProcessPotential(Potential):
         self._process = self._conn = self._finalizer = None
 
     def _ask(self, kind: str, payload):
+        with self._lock:
+            return self._ask_locked(kind, payload)
+
+    def _ask_locked(self, kind: str, payload):
         self.start()
         try:
             self._conn.send((kind, payload))
@@ -149,8 +155,12 @@ class ProcessPotential(Potential):
     # -- copies carry the potential, not the process --------------------------------
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_process"] = state["_conn"] = state["_finalizer"] = None
+        state["_process"] = state["_conn"] = state["_finalizer"] = state["_lock"] = None
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __deepcopy__(self, memo):
         return ProcessPotential(copy.deepcopy(self.potential, memo), threads=self.threads, name=self.name)

@@ -12,7 +12,7 @@ import torch
 from hybrid.errors import HybridError, InputError
 from hybrid.ml.model import AtomicMLP
 from hybrid.ml.potential import MLPotential
-from hybrid.potential import LinearCombination, Potential, Result
+from hybrid.potential import LinearCombination, Potential, Result, Subset
 from hybrid.process import ProcessPotential
 from hybrid.system import AtomicSystem
 from fdtools import WATER, fd_forces
@@ -72,6 +72,9 @@ def test_terms_in_a_process_overlap_with_terms_in_the_parent(water):
         r = both.compute(water)
         assert time.perf_counter() - t0 < 0.7    # 0.4 s each, side by side
         assert r.energy == pytest.approx(2 * Sleepy().compute(water).energy)
+        shared = LinearCombination([(1.0, slow), (2.0, Subset(slow, [0, 1]))], workers=2)   # one pipe, two threads
+        ref = Sleepy().compute(water).energy + 2 * Sleepy().compute(water.subset([0, 1])).energy
+        assert shared.compute(water).energy == pytest.approx(ref)
     finally:
         slow.close()
 
