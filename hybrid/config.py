@@ -1,6 +1,6 @@
 """Run configuration: one TOML file describes a hybrid MD run, checked up front.
 
-A configuration has four sections (all units in the key names or below):
+A configuration has four sections (and an optional fifth, ``[mm]``) (all units in the key names or below):
 
 ``[structure]``  the atoms: ``file`` (PDB, xyz or extxyz), ``charge``,
     ``multiplicity``, ``molecules`` ("covalent": bonded clusters from
@@ -22,6 +22,14 @@ A configuration has four sections (all units in the key names or below):
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
     "force_mixing"), ``max_buffer``, ``on_overflow``, ``workers``.
+``[mm]``         optional: an MM far field (PDB structures only). ``forcefield``
+    (OpenMM ForceField files, e.g. ["amber14-all.xml", "amber14/tip3p.xml"]),
+    ``nonbonded_method`` ("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic",
+    "PME"), ``cutoff_nm``, and the model region: whole molecules whose centre
+    of mass lies within ``radius`` (Å) of ``center`` at step 0 get the levels,
+    every other atom is MM (mechanical embedding; static region, see
+    :mod:`hybrid.md.runner`). Level regions then refer to the same atom and
+    molecule indices of the structure, and must lie inside the model region.
 ``[md]``         ``integrator`` ("verlet": NVE; "langevin": NVT,
     LangevinMiddleIntegrator with ``friction_per_ps``), ``timestep_fs``,
     ``steps``, ``temperature_K`` (initial velocities, and the bath of
@@ -136,6 +144,9 @@ class Key:
             return value, "must be true or false"
         if k == "table" and not isinstance(value, dict):
             return value, "must be a table"
+        if k == "strs":
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                return value, "must be a non-empty list of strings"
         if k == "ints":
             if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
                 return value, "must be a non-empty list of integers"
@@ -215,6 +226,17 @@ def _level_schema(kind):
     return {**common, **specific[kind]}
 
 
+def _mm_schema():
+    return {
+        "forcefield": Key("strs", doc='OpenMM ForceField files, e.g. ["amber14-all.xml", "amber14/tip3p.xml"]'),
+        "nonbonded_method": Key("str", "NoCutoff", choices=("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic", "PME")),
+        "cutoff_nm": Key("float", 1.0, checks=(gt(0),), doc="nonbonded cutoff (nm) of the cutoff methods"),
+        "center": Key("table", doc="{atom = i}, {group = [i, ...]}, {molecule = k} or {point = [x, y, z]}"),
+        "radius": Key("float", checks=(gt(0),), doc="model region: molecules with their centre of mass "
+                                                     "within this distance (Å) of the centre at step 0"),
+    }
+
+
 def _md_schema():
     return {
         "integrator": Key("str", "verlet", choices=("verlet", "langevin")),
@@ -247,7 +269,7 @@ def _output_schema():
     }
 
 
-TOP = {"structure": _structure_schema, "levels": None, "md": _md_schema, "output": _output_schema}
+TOP = {"structure": _structure_schema, "levels": None, "md": _md_schema, "output": _output_schema, "mm": _mm_schema}
 TOP_DOC = {"title": Key("str", "")}
 
 
@@ -332,6 +354,7 @@ def validate(data: dict, source: str = "config.toml", base: Path | str = ".") ->
         else:
             cfg[name] = ck.table(sub, TOP[name](), f"[{name}]")
     cfg["levels"] = _levels(ck, data.get("levels", REQUIRED))
+    cfg["mm"] = _mm(ck, data["mm"], cfg.get("structure")) if "mm" in data else None
     if "md" in cfg:
         _md_cross_checks(ck, cfg["md"])
     if "output" in cfg:
@@ -452,18 +475,36 @@ def _pyscf_options(ck, options: dict, section: str, prefix: str) -> None:
 
 def _region(ck: _Checker, region: dict, section: str) -> Section:
     r = ck.table(region, _region_schema(), section, "region.")
-    c = r.get("center")
+    _center(ck, r, section, "region.")
+    return r
+
+
+def _center(ck: _Checker, table: Section, section: str, prefix: str) -> None:
+    """Turn ``table["center"]`` ({kind = value}) into Section(kind=..., value=...), or record the error."""
+    c = table.get("center")
     if isinstance(c, dict):
         if len(c) != 1 or next(iter(c)) not in _CENTER_KINDS:
-            ck.error(section, "region.center", c,
+            ck.error(section, prefix + "center", c,
                      "must hold exactly one of atom = i, group = [i, ...], molecule = k, point = [x, y, z]")
         else:
             (kind, value), = c.items()
             v, msg = _CENTER_KINDS[kind].check(value, ck.base)
             if msg:
-                ck.error(section, f"region.center.{kind}", value, msg)
-            r["center"] = Section(kind=kind, value=v)
-    return r
+                ck.error(section, f"{prefix}center.{kind}", value, msg)
+            table["center"] = Section(kind=kind, value=v)
+
+
+def _mm(ck: _Checker, sub, structure) -> Section | None:
+    if not isinstance(sub, dict):
+        ck.error("", "mm", sub, "must be a table")
+        return None
+    mm = ck.table(sub, _mm_schema(), "[mm]")
+    _center(ck, mm, "[mm]", "")
+    f = structure.get("file") if structure else None
+    if isinstance(f, Path) and f.suffix.lower() != ".pdb":
+        ck.error("[mm]", "forcefield", mm.get("forcefield"), f"needs a PDB structure (OpenMM's ForceField "
+                 f"assigns parameters by residue); [structure] file is {f.name}")
+    return mm
 
 
 def load_config(path) -> Section:

@@ -174,8 +174,9 @@ def _python_level(lv, index, source, prefix) -> Potential:
     return pot
 
 
-def partitioner(region: Section, index: int, structure, source: str = "config.toml"):
-    """The DistancePartitioner of a region table, checked against the structure."""
+def partitioner(region: Section, index: int, structure, source: str = "config.toml", where: str | None = None):
+    """The DistancePartitioner of a region table, checked against the structure
+    (``where``: the table named in errors; default ``[[levels]] #index region.``)."""
     from couplers.partition import DistancePartitioner
     n, mols = len(structure.system), structure.molecules
     kind, value = region["center"]["kind"], region["center"]["value"]
@@ -187,7 +188,8 @@ def partitioner(region: Section, index: int, structure, source: str = "config.to
     elif kind == "molecule" and value >= len(mols):
         bad = f"molecule index outside the structure's {len(mols)} molecules (0..{len(mols) - 1})"
     if bad:
-        raise ConfigError([f"{source}: [[levels]] #{index} region.center.{kind} = {_fmt(value)}: {bad}"])
+        where = f"[[levels]] #{index} region." if where is None else where
+        raise ConfigError([f"{source}: {where}center.{kind} = {_fmt(value)}: {bad}"])
     if kind == "atom":
         center = ("atom", int(value))
     elif kind == "group":

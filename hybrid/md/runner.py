@@ -5,7 +5,9 @@ force, :class:`couplers.openmm_force.PotentialForce`, wrapping the
 multilayer potential (:mod:`hybrid.md.levels`) with ``reuse=True``: each
 step evaluates the potential once (the energy query after a step and the
 force call of the next step share the positions, so the second is answered
-from the first). No MM terms are added.
+from the first). With an ``[mm]`` table the System is the force field's,
+the multilayer potential acts on the model region and MM on the rest
+(:mod:`hybrid.md.mm`); E_pot then includes E_MM, reported as ``E_MM_eV``.
 
 Integrators: ``verlet`` (``openmm.VerletIntegrator``, leapfrog; NVE) and
 ``langevin`` (``openmm.LangevinMiddleIntegrator`` at ``temperature_K`` with
@@ -46,6 +48,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -130,22 +133,39 @@ class Runner:
             self.structure = load_structure(st["file"], st["charge"], st["multiplicity"], st["molecules"])
         except InputError as exc:
             raise ConfigError([f"{self.source}: [structure] file = \"{st['file']}\": {exc}"]) from None
-        self.model = build_model(cfg, self.structure)
+        mm = cfg.get("mm")
+        if mm:
+            from . import mm as mm_layer
+            inner = mm_layer.model_region(mm, self.structure, self.source)
+            self.model_structure = mm_layer.sub_structure(self.structure, inner)
+            self.model = build_model(mm_layer.remap_levels(cfg, self.structure, inner, self.source),
+                                     self.model_structure)
+        else:
+            self.model_structure = self.structure
+            self.model = build_model(cfg, self.structure)
         self._threads()
         import openmm
 
         from couplers.openmm_force import PotentialForce
         s = self.structure.system
         self.n = len(s)
-        omm = openmm.System()
-        for m in self.structure.masses:
-            omm.addParticle(float(m))
-        if s.periodic:
-            omm.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(v / units.NM)) for v in s.cell])
-        self.force = PotentialForce(FiniteGuard(self.model.potential), np.arange(self.n), s.numbers,
-                                    charge=s.charge, multiplicity=s.multiplicity, reuse=True,
-                                    periodic=bool(s.periodic), name="hybrid")
-        self.force.add_to(omm)
+        if mm:
+            from couplers.mixed_system import create_mixed_system
+            base = cfg["path"].parent if cfg.get("path") else Path(".")
+            mixed = create_mixed_system(self.structure.topology, mm_layer.mm_system(mm, self.structure, base,
+                                                                                    self.source),
+                                        ml_atoms=inner, ml_potential=FiniteGuard(self.model.potential), reuse=True)
+            omm, self.force = mixed.system, mixed.forces["ml"]
+        else:
+            omm = openmm.System()
+            for m in self.structure.masses:
+                omm.addParticle(float(m))
+            if s.periodic:
+                omm.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(v / units.NM)) for v in s.cell])
+            self.force = PotentialForce(FiniteGuard(self.model.potential), np.arange(self.n), s.numbers,
+                                        charge=s.charge, multiplicity=s.multiplicity, reuse=True,
+                                        periodic=bool(s.periodic), name="hybrid")
+            self.force.add_to(omm)
         dt_ps = md["timestep_fs"] / units.PS
         if md["integrator"] == "verlet":
             integ = openmm.VerletIntegrator(dt_ps)
@@ -187,6 +207,8 @@ class Runner:
     def _columns(self):
         names, regions = self.model.names, self.model.regions
         cols = ["step", "time_fs", "E_total_eV", "E_pot_eV", "E_kin_eV", "T_K", f"E_{names[0]}_eV"]
+        if self.cfg.get("mm"):
+            cols.append("E_MM_eV")
         cols += [f"dE_{r}_eV" for r in regions]
         for r in regions:
             cols += [f"n_inner_{r}", f"n_buffer_{r}", f"high_calls_{r}", f"overflow_{r}"]
@@ -198,10 +220,14 @@ class Runner:
         res = self.force.result
         ekin = state.getKineticEnergy().value_in_unit(kilojoule_per_mole) * units.KJ_PER_MOL
         epot = float(res.energy)
+        if self.cfg.get("mm"):      # the state's energy: MM' + the model (answered from the model's last result)
+            epot = state.getPotentialEnergy().value_in_unit(kilojoule_per_mole) * units.KJ_PER_MOL
         labels = self.model.labels
         row = {"step": step, "time_fs": step * self.cfg["md"]["timestep_fs"], "E_total_eV": epot + ekin,
                "E_pot_eV": epot, "E_kin_eV": ekin, "T_K": 2 * ekin / (self.dof * units.KB_EV),
                f"E_{self.model.names[0]}_eV": float(res.contributions[labels[0]])}
+        if self.cfg.get("mm"):
+            row["E_MM_eV"] = epot - float(res.energy)
         for k, r in enumerate(self.model.regions, start=1):
             info = res.info[labels[k]]
             row[f"dE_{r}_eV"] = float(res.contributions[labels[k]])
@@ -323,7 +349,7 @@ class Runner:
         from .levels import energy_zero_offsets
         blends = [t[1] for t in self.model.potential.terms[1:]]
         try:
-            offsets = energy_zero_offsets(self.model, self.structure, [b.last_weights for b in blends])
+            offsets = energy_zero_offsets(self.model, self.model_structure, [b.last_weights for b in blends])
         except HybridError as exc:
             print(f"warning: energy-zero check skipped: {exc}", file=self.stream)
             return
