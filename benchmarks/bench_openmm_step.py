@@ -8,8 +8,9 @@ Model: one QM water at the centre of a cluster of 27 waters (3×3×3 lattice,
 built from ``LinearCombination`` and ``Subset``; QM = ``PySCFPotential``
 (B3LYP/def2-SVP, grid level 3 with grid response, conv_tol 1e-10 Eh, warm
 started from the extrapolated density), ML = an untrained ``AtomicMLP``
-(seed 0; timing only). Side by side, interleaved step by step so that
-machine load hits all three alike:
+(seed 0; timing only). Side by side, interleaved step by step in an order
+that rotates every step, so that machine load and cache effects hit all
+paths alike:
 
 * hybrid:  OpenMM VerletIntegrator (0.5 fs, Reference platform) with the
   blend as one ``couplers.openmm_force.PotentialForce``; its terms run
@@ -145,16 +146,14 @@ def main(argv=None):
     md = VelocityVerlet(atoms, timestep=dt_fs * ase_units.fs)
 
     t_h, t_s, t_a, t_c, cyc_h, cyc_s, cyc_a, cyc_c, t_qm, t_qm_s, t_qm_a = ([] for _ in range(11))
+    paths = [lambda: integ.step(1), lambda: integ_s.step(1), lambda: md.run(1)]
     for step in range(2 + args.steps):
-        t0 = time.perf_counter()
-        integ.step(1)
-        th = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        integ_s.step(1)
-        ts = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        md.run(1)
-        ta = time.perf_counter() - t0
+        took = [0.0] * 3
+        for k in np.roll(np.arange(3), step):      # rotate the order: no path always runs first
+            t0 = time.perf_counter()
+            paths[k]()
+            took[k] = time.perf_counter() - t0
+        th, ts, ta = took
         cur = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer)
         tc, cc = cold_pyscf(args.method, args.basis, numbers[qm], np.asarray(cur)[qm] * units.NM)
         if step >= 2:
