@@ -4,7 +4,13 @@ Pipeline (hybrid.labelling on a local Dask cluster, hybrid.ml.training):
 
 1. Configurations: frames of a GFN2-xTB Langevin run of the 30-water start
    structure (models/water30_start.xyz, 300 K), cut into clusters of a random
-   water and its k nearest neighbours (k = 0..5).
+   water and its k nearest neighbours: 160 with k = 0..5
+   (labels/water_clusters.extxyz), 60 larger ones with k = 7..11 cut from
+   the 30-water frames of make_water_gfn2xtb.py, so that a water's whole
+   first and second shell within the 4.5 Å cutoff is seen, and 40 of those
+   small clusters with the molecules moved rigidly towards their centre
+   (factor 0.86-0.95): the short O-O contacts that a model without them
+   lets atoms fall into in dynamics.
 2. Labels: HF/6-31G* energies and forces (labels/water_hf631gs.extxyz, with
    its ledger: a killed run resumes) and GFN2-xTB at the same geometries.
 3. Models, each trained by force matching on the same training split:
@@ -14,7 +20,7 @@ Pipeline (hybrid.labelling on a local Dask cluster, hybrid.ml.training):
    call: GFN2-xTB alone, Δ-ML = xTB + correction, the MLIP, HF itself) is
    printed and written to water_hf631gs.json.
 
-    python models/make_water_hf.py          (about 15 minutes on 2 cores)
+    python models/make_water_hf.py          (about 45 minutes on 2 cores)
 """
 from __future__ import annotations
 
@@ -67,6 +73,34 @@ def configurations(n: int = 160):
     return out
 
 
+def larger_configurations(n_large: int = 60, n_close: int = 40):
+    """Bigger clusters and compressed small ones, derived (deterministically) from stored geometries."""
+    from ase.io import read
+
+    from hybrid.system import AtomicSystem
+    import make_water_gfn2xtb as base
+    frames = [AtomicSystem.from_ase(a) for a in read(base.CONFIGS, ":")]
+    frames = [f for f in frames if len(f) == 90]           # the whole 30-water cluster frames
+    rng = np.random.default_rng(SEED + 11)
+    out = []
+    for k in range(n_large):
+        s = frames[k % len(frames)]
+        n_mol = len(s) // 3
+        com = s.positions.reshape(n_mol, 3, 3).mean(1)
+        order = np.argsort(np.linalg.norm(com - com[int(rng.integers(n_mol))], axis=1))
+        size = int(rng.integers(8, 13))
+        out.append(s.subset(np.concatenate([np.arange(3 * m, 3 * m + 3) for m in order[:size]])))
+    small = [c for c in configurations() if len(c) >= 9]
+    for k in range(n_close):
+        c = small[int(rng.integers(len(small)))]
+        mol = c.positions.reshape(-1, 3, 3)
+        com = mol.mean(1)
+        centre = com.mean(0)
+        shift = (centre + rng.uniform(0.86, 0.95) * (com - centre)) - com
+        out.append(c.with_positions((mol + shift[:, None, :]).reshape(-1, 3)))
+    return out
+
+
 def rmse_and_time(pot, frames):
     err, t = [], []
     for f in frames:
@@ -91,7 +125,7 @@ def main():
     from hybrid.qm import PySCFPotential
 
     torch.set_num_threads(1)
-    configs = configurations()
+    configs = configurations() + larger_configurations()
     label(configs, PySCFPotential(*LEVEL), LABELS, level_of_theory="HF/6-31G*")
     frames = load_labels(LABELS)
     rng = np.random.default_rng(SEED)
@@ -125,7 +159,7 @@ def main():
         PySCFPotential(*LEVEL).compute(f.system)
         t_cold.append(time.perf_counter() - t0)
     rows["HF/6-31G* (cold, per call)"] = (0.0, float(np.median(t_cold)))
-    print(f"\nheld-out: {n_test} clusters of 1-6 waters; force RMSE against HF/6-31G*\n")
+    print(f"\nheld-out: {n_test} clusters of 1-12 waters (incl. compressed ones); force RMSE against HF/6-31G*\n")
     print(f"{'layer':>28} {'force RMSE eV/Å':>16} {'s per call':>11} {'cost / HF':>10}")
     t_qm = rows["HF/6-31G* (cold, per call)"][1]
     for k, (e, t) in rows.items():

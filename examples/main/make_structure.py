@@ -4,9 +4,8 @@ The shipped start structure is a frame of a GFN2-xTB Langevin run. On the
 HF/6-31G* surface its O–H bonds and angles are strained (HF bonds are
 shorter), so NVE dynamics from it heats up by ~150 K in the first 20 fs.
 Here it is equilibrated by 1 ps of Langevin dynamics at 300 K (0.5 fs
-steps, friction 0.02/fs, seed 0) on the main job's outer level, the all-ML
-HF/6-31G* surrogate E = E_MLIP(GFN2-xTB) + E_Δ(HF/6-31G* − GFN2-xTB)
-(models/water_gfn2xtb.pt + models/water_delta_xtb_hf631gs.pt). Positions
+steps, friction 0.02/fs, seed 0) on the main job's outer level, the
+HF/6-31G* water MLIP (models/water_hf631gs.pt). Positions
 and momenta (total and angular momentum removed) are written as extxyz,
 waters reordered by the distance of their centre of mass from the
 cluster's, so that molecule 0 is the central water.
@@ -31,12 +30,10 @@ def main(seed: int = 0, temperature_K: float = 300.0, steps: int = 2000) -> None
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 
     from couplers.ase_calculator import HybridCalculator
-    from hybrid.delta import DeltaMLPotential
     from hybrid.ml.potential import MLPotential
 
     torch.set_num_threads(1)
-    surrogate = DeltaMLPotential(MLPotential.load(ROOT / "models" / "water_gfn2xtb.pt"),
-                                 MLPotential.load(ROOT / "models" / "water_delta_xtb_hf631gs.pt"))
+    surrogate = MLPotential.load(ROOT / "models" / "water_hf631gs.pt")
     atoms = ase.io.read(ROOT / "models" / "water30_start.xyz")
     atoms.calc = HybridCalculator(surrogate)
     rng = np.random.default_rng(seed)
@@ -56,7 +53,7 @@ def main(seed: int = 0, temperature_K: float = 300.0, steps: int = 2000) -> None
     out = Atoms(atoms.numbers[idx], atoms.positions[idx], momenta=atoms.get_momenta()[idx])
     out.info.update(charge=0, multiplicity=1,
                     comment=f"30 waters equilibrated {steps * 0.5 / 1000:g} ps at {temperature_K:g} K on "
-                            "MLIP(GFN2-xTB) + Delta(HF/6-31G* - GFN2-xTB); central water first "
+                            "the HF/6-31G* water MLIP (models/water_hf631gs.pt); central water first "
                             "(examples/main/make_structure.py)")
     ase.io.write(HERE / "water30.xyz", out, format="extxyz")
     print(f"wrote {HERE / 'water30.xyz'}: T = {out.get_temperature():.0f} K")
