@@ -210,7 +210,7 @@ def test_main_job_config_builds_and_steps(tmp_path):
     import pyscf
     pyscf.lib.num_threads(1)
     cfg = load_config(ROOT / "examples" / "main" / "config.toml")
-    assert [lv.kind for lv in cfg.levels] == ["delta", "delta", "pyscf"]
+    assert [lv.kind for lv in cfg.levels] == ["mlip", "delta", "pyscf"]
     assert cfg.md.steps * cfg.md.timestep_fs >= 250.0
     cfg.md["steps"] = 2
     out = cfg.output
