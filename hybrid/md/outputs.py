@@ -1,6 +1,7 @@
 """Outputs that can be cut back to a checkpoint: CSV logs and trajectories.
 
-Each writer appends, and :meth:`sync` flushes and fsyncs it and returns its
+Each writer appends (CSV rows are flushed row by row, so the log can be
+followed live), and :meth:`sync` flushes and fsyncs it and returns its
 size in bytes. A checkpoint stores these sizes after syncing, so on resume
 every file is truncated to exactly what it held when the checkpoint was
 written: rows and frames of steps after the checkpoint (which the resumed
@@ -57,7 +58,9 @@ class CSVLog:
         self.writer = csv.writer(self.fh)
 
     def write(self, row: dict) -> None:
+        """Append one row and flush it to the OS (not fsync), so the log can be followed while it runs."""
         self.writer.writerow([_cell(row[c]) for c in self.columns])
+        self.fh.flush()
 
     def sync(self) -> int:
         _fsync(self.fh)
