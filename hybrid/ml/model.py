@@ -77,18 +77,18 @@ class AtomicMLP(nn.Module):
         r = torch.linalg.norm(vec, dim=1)
         unit = vec / r[:, None]
         g = torch.exp(-(((r[:, None] - self.mu) / self.width) ** 2)) * cutoff_function(r, self.cutoff)[:, None]
-        nr = self.mu.shape[0]
-        # scatter the radial basis into the neighbour's species channel: (P, C)
-        gc = vec.new_zeros(r.shape[0], self.n_channels)
-        cols = species[j][:, None] * nr + torch.arange(nr, device=vec.device)
-        gc = gc.scatter(1, cols, g)
-        rad = vec.new_zeros(n, self.n_channels).index_add(0, i, gc)
-        v = vec.new_zeros(n, self.n_channels, 3).index_add(0, i, gc[:, :, None] * unit[:, None, :])
+        nr, ns = self.mu.shape[0], len(self.species)
+        # sum each pair into row (i, species of j): channel c = s_j·nr + k, no zero padding per pair
+        row = i * ns + species[j]
+        rad = vec.new_zeros(n * ns, nr).index_add(0, row, g).reshape(n, self.n_channels)
+        v = vec.new_zeros(n * ns, nr, 3).index_add(0, row, g[:, :, None] * unit[:, None, :])
         outer = unit[:, :, None] * unit[:, None, :] - torch.eye(3, dtype=vec.dtype, device=vec.device) / 3
-        t = vec.new_zeros(n, self.n_channels, 9).index_add(0, i, gc[:, :, None] * outer.reshape(-1, 1, 9))
-        a, b = self.tri
-        vv = (v[:, a] * v[:, b]).sum(-1)
-        tt = (t[:, a] * t[:, b]).sum(-1)
+        t = vec.new_zeros(n * ns, nr, 9).index_add(0, row, g[:, :, None] * outer.reshape(-1, 1, 9))
+        v, t = v.reshape(n, self.n_channels, 3), t.reshape(n, self.n_channels, 9)
+        # Gram matrices V·Vᵀ and T:Tᵀ over channels (batched matmul), upper triangle c <= c'
+        flat = self.tri[0] * self.n_channels + self.tri[1]
+        vv = torch.bmm(v, v.transpose(1, 2)).reshape(n, -1)[:, flat]
+        tt = torch.bmm(t, t.transpose(1, 2)).reshape(n, -1)[:, flat]
         return torch.cat([rad, vv, tt], dim=1)
 
     def forward(self, species: torch.Tensor, i: torch.Tensor, j: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
