@@ -1,7 +1,9 @@
 """Time per MD step of a static QM/MLIP model through OpenMM, beside ASE and a cold PySCF call.
 
-Model: one QM water at the centre of a cluster of 27 waters (3×3×3 lattice,
-3.1 Å spacing, random orientations, fixed seed), the static ONIOM blend
+Model: one QM water at the centre of a cluster of n³ waters (cubic lattice,
+3.1 Å spacing, random orientations, fixed seed; ``--n-side``, default 3, 6
+and 8, i.e. 27, 216 and 512 waters, one table each and a summary), the
+static ONIOM blend
 
     E = E_ML(all) − E_ML(QM water) + E_QM(QM water)
 
@@ -27,12 +29,19 @@ paths alike:
   same settings), at the hybrid run's current geometry — what a script
   without warm starts pays for its QM part alone.
 
-PySCF and torch run on ``--threads`` threads (default 1: on a shared 2-core
-machine OpenMP spin-waiting makes small SCFs several times slower). Prints
+PySCF, torch and the BLAS pools run on ``--threads`` threads (default 1: on
+a shared 2-core machine OpenMP spin-waiting makes small SCFs several times
+slower, and a BLAS pool on both cores in the QM process fights the MLIP). Prints
 the medians over ``--steps`` timed steps (after 2 warm-up steps), the
 ratios, and the SCF cycles per call.
 
-Run: python benchmarks/bench_openmm_step.py   (about a minute on 2 cores)
+The sizes matter: every path runs the same warm-started QM layer, so with
+27 waters (MLIP call ~8 ms) hybrid and SimpleQMMM differ only by their few
+ms of non-QM overhead, within the QM time's noise; with hundreds of MLIP
+waters SimpleQMMM pays the MLIP calls after the QM call, while the hybrid
+runs them on the second core during the SCF.
+
+Run: python benchmarks/bench_openmm_step.py   (about 1.5 minutes on 2 cores)
 """
 from __future__ import annotations
 
@@ -82,19 +91,33 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", default="B3LYP")
     ap.add_argument("--basis", default="def2-svp")
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--n-side", type=int, default=3)
+    ap.add_argument("--n-side", type=int, nargs="+", default=[3, 6, 8],
+                    help="MLIP environments of n³ waters, one table each")
     ap.add_argument("--workers", type=int, default=2, help="threads for the blend's terms (hybrid row)")
     args = ap.parse_args(argv)
+    from hybrid import threads
+    threads.apply({"pyscf": args.threads, "torch": args.threads, "blas": args.threads})
+    summary = [measure(args, n) for n in args.n_side]
+    print("## Summary: one QM water, MLIP environment of growing size")
+    print()
+    print("| waters | atoms | MLIP call s | hybrid s | SimpleQMMM s | cold PySCF s | hybrid / cold (target <= 0.8) "
+          "| hybrid / SimpleQMMM (target < 1) | paired per-step median |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in summary:
+        print(f"| {r['waters']} | {r['atoms']} | {r['ml']:.3f} | {r['h']:.3f} | {r['a']:.3f} | {r['c']:.3f} "
+              f"| {r['h'] / r['c']:.2f} | {r['h'] / r['a']:.2f} | {r['paired']:.2f} |")
 
+
+def measure(args, n_side: int) -> dict:
+    """Run the four paths side by side on one QM water in n_side³ waters; print its table; return the medians."""
     import openmm
     import torch
     from ase import Atoms
     from ase import units as ase_units
     from ase.calculators.qmmm import SimpleQMMM
     from ase.md.verlet import VelocityVerlet
-    from pyscf import lib
 
     from couplers.ase_calculator import HybridCalculator
     from couplers.openmm_force import PotentialForce
@@ -103,13 +126,19 @@ def main(argv=None):
     from hybrid.potential import LinearCombination, Subset
     from hybrid.process import ProcessPotential
     from hybrid.qm import PySCFPotential
+    from hybrid.system import AtomicSystem
 
-    lib.num_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    numbers, pos, qm = water_cluster(args.n_side)
+    numbers, pos, qm = water_cluster(n_side)
     torch.manual_seed(0)
     ml = MLPotential(AtomicMLP((1, 8), cutoff=4.0, n_radial=6, hidden=(32, 32)))
-    qm_hybrid = ProcessPotential(PySCFPotential(args.method, args.basis), threads={"pyscf": args.threads})
+    whole = AtomicSystem(numbers, pos)
+    ml.compute(whole)
+    t_ml = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        ml.compute(whole)
+        t_ml.append(time.perf_counter() - t0)
+    qm_hybrid = ProcessPotential(PySCFPotential(args.method, args.basis))    # takes this process's counts
     qm_hybrid.start()
     qm_serial = PySCFPotential(args.method, args.basis)
     qm_ase = PySCFPotential(args.method, args.basis)
@@ -196,6 +225,9 @@ def main(argv=None):
           f"({med['h'] / med['a']:.3f}; all paths run the same warm-started QM layer, so the difference is "
           f"the non-QM part, {rest_h * 1e3:.1f} ms vs {rest_a * 1e3:.1f} ms, plus QM-time noise); "
           f"per-step paired ratio hybrid/SimpleQMMM: median {np.median(np.array(t_h) / np.array(t_a)):.3f}")
+    print()
+    return dict(waters=len(numbers) // 3, atoms=len(numbers), ml=float(np.median(t_ml)),
+                paired=float(np.median(np.array(t_h) / np.array(t_a))), **med)
 
 
 if __name__ == "__main__":

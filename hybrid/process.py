@@ -39,8 +39,8 @@ from .system import AtomicSystem
 def _serve(conn, blob: bytes, counts: dict) -> None:
     """The child's loop: ("compute", system) -> ("ok", Result); ("attr", name) -> ("ok", value); None stops."""
     from .threads import apply
+    potential = pickle.loads(blob)      # imports the engines first, so that their BLAS pools get limited
     apply(counts)
-    potential = pickle.loads(blob)
     while True:
         try:
             msg = conn.recv()

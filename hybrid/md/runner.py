@@ -119,12 +119,9 @@ class Runner:
 
     # -- setup ------------------------------------------------------------------------
     def _threads(self) -> None:
+        from ..threads import apply
         n = self.cfg["md"]["threads"]
-        import torch
-        torch.set_num_threads(n)
-        if self.model.has_qm:
-            import pyscf
-            pyscf.lib.num_threads(n)
+        apply({"torch": n, "blas": n, **({"pyscf": n} if self.model.has_qm else {})})
 
     def _build(self) -> None:
         cfg, md = self.cfg, self.cfg["md"]

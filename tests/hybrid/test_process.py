@@ -15,6 +15,7 @@ from hybrid.ml.potential import MLPotential
 from hybrid.potential import LinearCombination, Potential, Result, Subset
 from hybrid.process import ProcessPotential
 from hybrid.system import AtomicSystem
+from hybrid.threads import current
 from fdtools import WATER, fd_forces
 
 
@@ -29,6 +30,29 @@ class Sleepy(Potential):
         if self.fail:
             raise ValueError("sleepy was told to fail")
         return Result(0.5 * self.k * (s.positions ** 2).sum(), -self.k * s.positions)
+
+
+class ThreadCounts(Sleepy):
+    """Reports the thread counts of the process it runs in (``remote("counts")``)."""
+
+    @property
+    def counts(self):
+        return current()
+
+
+def test_child_takes_the_thread_counts_blas_pools_included():
+    """OpenMP, torch and BLAS counts reach the child, BLAS limited after the engines' libraries load."""
+    remote = ProcessPotential(ThreadCounts(), threads={"torch": 1, "blas": 1})
+    try:
+        counts = remote.remote("counts")
+        assert counts["torch"] == 1 and counts["blas"] == 1
+    finally:
+        remote.close()
+    default = ProcessPotential(ThreadCounts())        # no counts given: the parent's own
+    try:
+        assert default.remote("counts")["blas"] == current()["blas"]
+    finally:
+        default.close()
 
 
 def test_same_result_and_exact_forces_through_the_process(water):
