@@ -15,10 +15,10 @@ matrix products) are different: one pool per library per process, sized to
 every core unless limited. They are read and limited through
 ``threadpoolctl`` under the key ``"blas"``. A process that runs one
 single-threaded job beside another (an SCF in a child process while the
-parent evaluates MLIP terms) must limit them too: measured here, an
-unlimited 2-thread OpenBLAS pool in a B3LYP child made its energy+gradient
-45% slower while a torch MLIP ran on the other core, against 6% with one
-BLAS thread.
+parent evaluates MLIP terms) must limit them too: an unlimited 2-thread
+OpenBLAS pool in a B3LYP child made its energy+gradient 1.55x slower while
+a torch MLIP ran on the other core, against 0.97x with one BLAS thread
+(``benchmarks/bench_process_contention.py``, 2 cores).
 """
 from __future__ import annotations
 
