@@ -13,7 +13,7 @@ persist exactly as in-process.
 
 The child is started on first use with the "spawn" method (a fresh
 interpreter: safe whatever OpenMP or torch threads the parent runs), from a
-pickle of the potential, and with the parent's PySCF and torch thread
+pickle of the potential, and with the parent's PySCF, torch and BLAS thread
 counts (:mod:`hybrid.threads`) unless ``threads`` says otherwise. Errors
 raised in the child are raised again in the parent, with the child's
 traceback in the message; a child that dies raises
@@ -74,7 +74,7 @@ def _stop(process, conn) -> None:
 class ProcessPotential(Potential):
     """``potential`` evaluated in a child process (see module docstring).
 
-    threads : {"pyscf": n, "torch": n} for the child; default: the parent's
+    threads : {"pyscf": n, "torch": n, "blas": n} for the child; default: the parent's
         counts when the child starts.
     """
 
@@ -105,7 +105,7 @@ class ProcessPotential(Potential):
                               f"({type(exc).__name__}: {exc}); create the ProcessPotential before its first call") from None
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, blob, self.threads or current()),
+        self._process = ctx.Process(target=_serve, args=(child, blob, self.threads or current(blas=True)),
                                     name=f"hybrid:{self.name}", daemon=True)
         self._process.start()
         child.close()

@@ -7,8 +7,8 @@ default (``OMP_NUM_THREADS`` or every core). Code that evaluates potentials
 in worker threads or processes would therefore run each PySCF or torch
 kernel on all cores at once, oversubscribing the machine. :func:`current`
 reads the calling thread's counts and :func:`apply` sets them elsewhere;
-``inherit()`` packages both as a picklable initializer (for a
-``ThreadPoolExecutor`` or a child process).
+``inherit()`` packages the counts as a picklable initializer for a
+``ThreadPoolExecutor``; a child process takes ``current(blas=True)``.
 
 BLAS pools (OpenBLAS, MKL: numpy's and scipy's, which PySCF calls for its
 matrix products) are different: one pool per library per process, sized to
@@ -26,13 +26,16 @@ import sys
 from functools import partial
 
 
-def current() -> dict:
-    """{"pyscf": n, "torch": n, "blas": n} for the engines this process has imported (blas: largest pool)."""
-    from threadpoolctl import threadpool_info
+def current(blas: bool = False) -> dict:
+    """{"pyscf": n, "torch": n} for the engines this process has imported, and with ``blas`` the size of
+    its largest BLAS pool under "blas" (process-wide, so only a new process needs it; reading it scans
+    the loaded libraries, ~1.5 ms)."""
     counts = {}
-    blas = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
     if blas:
-        counts["blas"] = max(blas)
+        from threadpoolctl import threadpool_info
+        pools = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+        if pools:
+            counts["blas"] = max(pools)
     if "pyscf.lib" in sys.modules:
         counts["pyscf"] = int(sys.modules["pyscf.lib"].num_threads())
     if "torch" in sys.modules:
@@ -57,5 +60,6 @@ def apply(counts: dict) -> None:
 
 
 def inherit():
-    """A picklable zero-argument function that gives the current thread counts to another thread or process."""
+    """A picklable zero-argument function that gives this thread's OpenMP counts to a worker thread
+    (BLAS pools are shared by the process's threads already)."""
     return partial(apply, current())
