@@ -22,6 +22,9 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
     "force_mixing"), ``max_buffer``, ``on_overflow``, ``workers``.
+    ``process`` (default false): the level runs in its own process, and the
+    multilayer's terms are then evaluated side by side in threads, so that an
+    SCF overlaps with the MLIP and Δ-ML work (see :mod:`hybrid.md.levels`).
 ``[mm]``         optional: an MM far field (PDB structures only). ``forcefield``
     (OpenMM ForceField files, e.g. ["amber14-all.xml", "amber14/tip3p.xml"]),
     ``nonbonded_method`` ("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic",
@@ -206,7 +209,9 @@ _CENTER_KINDS = {"atom": Key("int", checks=(ge(0),)), "group": Key("ints", check
 def _level_schema(kind):
     common = {"name": Key("str", None, doc="a label for CSV columns and messages"),
               "kind": Key("str", choices=LEVEL_KINDS),
-              "region": Key("table", None, doc="where this level applies (every level but the first)")}
+              "region": Key("table", None, doc="where this level applies (every level but the first)"),
+              "process": Key("bool", False, doc="evaluate this level in its own process, side by side "
+                                                "with the other levels (hybrid.process.ProcessPotential)")}
     model_file = Key("path", doc="model file")
     specific = {
         "mlip": {"file": model_file, "dtype": Key("str", "float64", choices=("float64", "float32"))},
@@ -431,10 +436,11 @@ def _level(ck: _Checker, table: dict, section: str, prefix: str, top: bool) -> S
     schema = _level_schema(kind)
     if not top:
         schema.pop("region")
+        schema.pop("process")
         if kind == "delta":
             ck.error(section, prefix + "kind", kind, "a Δ-ML baseline cannot itself be a delta level")
             return None
-    foreign = {}
+    foreign = {} if top else {"process": "a baseline runs where its Δ-ML level runs: set process on that level"}
     for other in LEVEL_KINDS:
         for key in _level_schema(other):
             if key not in schema:

@@ -14,12 +14,22 @@ Every level is wrapped in :class:`Timed`, which adds the wall time of its
 evaluations (seconds) to a :class:`Clock`; PySCF potentials inside a level
 (also as a Δ-ML baseline) have the shared ``qm`` clock as well, so the
 share of wall time spent in quantum chemistry is measured, not estimated.
+
+A level with ``process = true`` runs in its own persistent process
+(:class:`hybrid.process.ProcessPotential`; its warm starts live there, and
+each blend region's private copy of it gets a process of its own), and the
+multilayer's terms E_1, ΔE_2, … ΔE_n are then evaluated side by side in
+threads: the parent's MLIP and Δ-ML work runs while the child's SCF runs on
+another core. The sums are taken in term order, so energies and forces do
+not depend on which term finishes first. For such a level the ``qm`` clock
+counts the whole call as seen from the parent (the SCF plus the transfer).
 """
 from __future__ import annotations
 
 import copy
 import importlib.util
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +47,22 @@ class Clock:
 
     def __init__(self, name: str):
         self.name, self.total, self.calls = name, 0.0, 0
+        self._lock = threading.Lock()        # levels may run in threads side by side
 
     def add(self, seconds: float) -> None:
-        self.total += seconds
-        self.calls += 1
+        with self._lock:
+            self.total += seconds
+            self.calls += 1
 
     def __deepcopy__(self, memo):
         return self
+
+    def __getstate__(self):                  # a level sent to its own process takes a copy along
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 class Timed(Potential):
@@ -210,6 +229,10 @@ def build_model(cfg: Section, structure) -> Model:
     levels, names, clocks, has_qm = [], [], {}, False
     for i, lv in enumerate(cfg["levels"], start=1):
         pot, uses_qm = build_level(lv, i, qm, source)
+        if lv["process"]:
+            from ..process import ProcessPotential
+            pot = ProcessPotential(untimed(pot), name=lv["name"])
+            pot = Timed(pot, qm) if uses_qm else pot
         clocks[lv["name"]] = Clock(lv["name"])
         levels.append(Timed(pot, clocks[lv["name"]]))
         names.append(lv["name"])
@@ -224,7 +247,8 @@ def build_model(cfg: Section, structure) -> Model:
                                              workers=region["workers"], bonds=structure.bonds,
                                              name=f"{names[i]}-{names[i - 1]}")))
         regions.append(names[i])
-    potential = LinearCombination(terms, name="multilayer")
+    concurrent = any(lv["process"] for lv in cfg["levels"])
+    potential = LinearCombination(terms, name="multilayer", workers=len(terms) if concurrent else 1)
     return Model(potential, names, list(potential.labels), clocks, qm, has_qm, regions)
 
 

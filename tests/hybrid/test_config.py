@@ -94,6 +94,11 @@ def test_choices_and_kind_specific_keys(cfgdir):
                             'did you mean "langevin"?') for e in errs)
     assert 'config.toml: [[levels]] #1 basis = "sto-3g": not used here (a key of kind = "pyscf", this level ' \
            'is kind = "mlip")' in errs
+    errs = errors(cfgdir, BASE.replace('kind = "pyscf"\nmethod = "HF"\nbasis = "sto-3g"',
+                                       'kind = "delta"\nbaseline = {kind = "xtb", process = true}\nprocess = "yes"'))
+    assert 'config.toml: [[levels]] #2 baseline.process = true: not used here (a baseline runs where its Δ-ML ' \
+           'level runs: set process on that level)' in errs
+    assert any(e.startswith('config.toml: [[levels]] #2 process = "yes": ') for e in errs), errs
 
 
 def test_regions_files_and_cross_checks(cfgdir):

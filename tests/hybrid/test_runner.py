@@ -365,6 +365,52 @@ def test_pyscf_level_time_share_and_energy_zero_warning(tmp_path, inputs):
     assert "spurious force" in log.getvalue()
 
 
+def test_level_in_its_own_process_gives_the_same_run(tmp_path, inputs):
+    """process = true: the HF level runs in a child process and the multilayer's terms side by side;
+    the CSV equals the in-process run's to within the SCF tolerance, and an SCF failure still stops the run."""
+    import os
+
+    import pyscf
+
+    from hybrid.process import ProcessPotential
+    pyscf.lib.num_threads(1)
+    rows = {}
+    for mode, text in (("here", QM_CONFIG), ("child", QM_CONFIG.replace('basis = "sto-3g"',
+                                                                        'basis = "sto-3g"\nprocess = true'))):
+        d = tmp_path / mode
+        d.mkdir()
+        shutil.copyfile(inputs / "w3.xyz", d / "w3.xyz")
+        (d / "config.toml").write_text(text)
+        runner = Runner(load_config(d / "config.toml"), progress=False)
+        s = runner.run()
+        assert s.qm_share > 0 and s.level_s["hf"] > 0
+        pot = runner.model.potential
+        qm = [p for p in _walk(pot) if isinstance(p, ProcessPotential)]
+        if mode == "child":
+            assert pot.workers == 2 and qm and all(q._process.pid != os.getpid() for q in qm if q._process)
+        else:
+            assert pot.workers == 1 and not qm
+        rows[mode] = read_csv(d / "output" / "energies.csv")
+    for col in ("E_pot_eV", "E_total_eV", "dE_hf_eV"):
+        assert np.abs(rows["child"][col] - rows["here"][col]).max() < 1e-6, col
+    d = tmp_path / "fails"
+    d.mkdir()
+    shutil.copyfile(inputs / "w3.xyz", d / "w3.xyz")
+    (d / "config.toml").write_text(QM_CONFIG.replace("conv_tol = 1e-9", "conv_tol = 1e-12, max_cycle = 1")
+                                   .replace('basis = "sto-3g"', 'basis = "sto-3g"\nprocess = true'))
+    with pytest.raises(RunFailed, match=r"^step 0 \(t = 0.00 fs\): the potential failed: SCFConvergenceError: "):
+        Runner(load_config(d / "config.toml")).run()
+
+
+def _walk(p):
+    """p and every potential inside it (sums, wrappers, blends' levels and their region copies)."""
+    yield p
+    for q in [getattr(p, "potential", None), getattr(p, "high", None), getattr(p, "low", None)] \
+            + [t for _, t in getattr(p, "terms", ())] + list(getattr(p, "_instances", {}).values()):
+        if q is not None:
+            yield from _walk(q)
+
+
 def test_real_scf_failure_at_the_first_step(tmp_path, inputs):
     import pyscf
     pyscf.lib.num_threads(1)
