@@ -11,13 +11,14 @@ from hybrid.system import AtomicSystem  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """Small torch models on a shared 2-core machine: one thread avoids OpenMP spin-waiting."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread():
+    """PySCF, torch and BLAS on one thread, as on each Dask worker and in a ProcessPotential child: small
+    SCFs and models on a shared 2-core machine are faster without OpenMP spin-waiting."""
+    from hybrid import threads
+    saved = threads.current(blas=True)
+    threads.apply({"pyscf": 1, "torch": 1, "blas": 1})
     yield
-    torch.set_num_threads(n)
+    threads.apply(saved)
 
 
 @pytest.fixture

@@ -21,16 +21,6 @@ from fdtools import WATER
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """PySCF on one OpenMP thread here, as on each Dask worker: on a shared 2-core machine it is faster."""
-    from pyscf import lib
-    n = lib.num_threads()
-    lib.num_threads(1)
-    yield
-    lib.num_threads(n)
-
-
 def waters(n, seed=0, scale=0.05):
     rng = np.random.default_rng(seed)
     return [AtomicSystem([8, 1, 1], np.array(WATER) + rng.normal(scale=scale, size=(3, 3))) for _ in range(n)]
