@@ -549,28 +549,63 @@ def input_files(cfg: Section) -> list[Path]:
     return out
 
 
+def config_fingerprint(cfg: Section) -> dict:
+    """{setting: value} of what determines the trajectory, flattened to dotted keys
+    (``md.timestep_fs``, ``levels[1].region.r_inner``), paths relative to the
+    configuration file, plus ``file <path>: <sha256>`` for every input file
+    (:func:`input_files`). ``md.steps`` and ``output.progress`` are left out:
+    they do not change the trajectory (``steps`` may grow on resume).
+
+    A checkpoint stores it, so a refused ``--resume`` can name the keys that changed.
+    """
+    root = Path(cfg["path"]).parent if cfg.get("path") else Path.cwd()
+    flat: dict = {}
+
+    def walk(x, key):
+        if isinstance(x, Path):
+            flat[key] = os.path.relpath(x, root)
+        elif isinstance(x, dict):
+            if not x:
+                flat[key] = {}
+            for k, v in x.items():
+                if key or k not in ("path", "hash"):
+                    walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(x, (list, tuple)):
+            if not x:
+                flat[key] = []
+            for i, v in enumerate(x):
+                walk(v, f"{key}[{i}]")
+        else:
+            flat[key] = x if isinstance(x, (bool, int, float, str, type(None))) else str(x)
+
+    walk(cfg, "")
+    flat.pop("md.steps", None)
+    flat.pop("output.progress", None)
+    for p in input_files(cfg):
+        flat[f"file {os.path.relpath(p, root)}"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return flat
+
+
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """``key: old -> new`` for every setting of two fingerprints that differs (added or removed keys too)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, "(not set)"), new.get(k, "(not set)")
+        if a != b:
+            if k.startswith("file "):
+                out.append(f"{k[5:]}: the file's contents changed" if k in old and k in new else
+                           f"{k[5:]}: {'now read' if k in new else 'no longer read'}")
+            else:
+                out.append(f"{k}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return out
+
+
 def config_hash(cfg: Section) -> str:
-    """SHA-256 of what determines the trajectory: every setting except ``md.steps``
-    and ``output.progress`` (paths relative to the configuration file), plus the
-    bytes of the input files (:func:`input_files`).
+    """SHA-256 of :func:`config_fingerprint`: every setting that determines the
+    trajectory and the bytes of the input files.
 
     A checkpoint records it; ``--resume`` refuses a configuration whose hash
     differs (changing ``steps`` is allowed, to extend a run).
     """
-    root = Path(cfg["path"]).parent if cfg.get("path") else Path.cwd()
-
-    def norm(x):
-        if isinstance(x, Path):
-            return os.path.relpath(x, root)
-        if isinstance(x, dict):
-            return {k: norm(v) for k, v in x.items() if k not in ("path", "hash")}
-        if isinstance(x, (list, tuple)):
-            return [norm(v) for v in x]
-        return x
-
-    data = norm(cfg)
-    data["md"] = {k: v for k, v in data.get("md", {}).items() if k != "steps"}
-    data["output"] = {k: v for k, v in data.get("output", {}).items() if k != "progress"}
-    files = {norm(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in input_files(cfg)}
-    blob = json.dumps({"config": data, "files": files}, sort_keys=True, default=str)
+    blob = json.dumps(config_fingerprint(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -37,7 +37,14 @@ from .system import AtomicSystem
 
 
 def _serve(conn, blob: bytes, counts: dict) -> None:
-    """The child's loop: ("compute", system) -> ("ok", Result); ("attr", name) -> ("ok", value); None stops."""
+    """The child's loop: ("compute", system) -> ("ok", Result); ("attr", name) -> ("ok", value); None stops.
+
+    The child ignores SIGINT and SIGTERM: Ctrl-C at a terminal (and a scheduler's SIGTERM) reaches every
+    process of the job, and the parent decides when to stop; the child ends when its pipe closes.
+    """
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from .threads import apply
     potential = pickle.loads(blob)      # imports the engines first, so that their BLAS pools get limited
     apply(counts)

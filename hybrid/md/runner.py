@@ -53,9 +53,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import units
-from ..config import ConfigError, Section
+from ..config import ConfigError, Section, changed_settings, config_fingerprint
 from ..errors import HybridError, InputError
 from . import checkpoint
+from .interrupts import StopRequests
 from .levels import FiniteGuard, build_model
 from .outputs import CSVLog, Trajectory, read_csv, write_topology_pdb
 from .plot import plot_summary
@@ -68,6 +69,10 @@ class RunFailed(HybridError, RuntimeError):
     def __init__(self, message: str, step: int, checkpoint_step: int, cause: BaseException | None = None):
         super().__init__(message)
         self.step, self.checkpoint_step, self.cause = step, checkpoint_step, cause
+
+
+class RunInterrupted(RunFailed):
+    """SIGTERM or Ctrl-C: the run stopped after ``step`` with a checkpoint there (``checkpoint_step == step``)."""
 
 
 @dataclass
@@ -251,7 +256,7 @@ class Runner:
         meta = {"step": step, "time_fs": step * self.cfg["md"]["timestep_fs"], "config_hash": self.cfg["hash"],
                 "platform": self.context.getPlatform().getName(), "integrator": self.cfg["md"]["integrator"],
                 "seed": self.cfg["md"]["seed"], "outputs": sizes, "trajectory_frames": self.traj.frames,
-                "stats": stats}
+                "stats": stats, "settings": self._fingerprint}
         checkpoint.save(self.cfg["output"]["checkpoint"], self.context, meta)
         self.checkpoint_step = step
 
@@ -265,11 +270,10 @@ class Runner:
         self.stats = {"wall_s": 0.0, "qm_s": 0.0}
         self.t_start = time.perf_counter()
         self._last_qm, self._last_level = 0.0, {k: 0.0 for k in self.model.clocks}
+        self._fingerprint = config_fingerprint(cfg)
         if self.resume:
             payload = checkpoint.load(out["checkpoint"])
-            if payload["config_hash"] != cfg["hash"]:
-                raise InputError(f"{out['checkpoint']}: written by a run with a different configuration or input "
-                                 f"files (only [md] steps may change on resume); start a new run with --overwrite")
+            self._check_resume(payload)
             checkpoint.restore(self.context, payload)
             start = int(payload["step"])
             self.stats.update(payload.get("stats", {}))
@@ -297,10 +301,12 @@ class Runner:
         n_steps = md["steps"]
         step = start
         last_reported = start
+        stop = StopRequests()
         try:
             bar = self._bar(start, n_steps)
             t_session = time.perf_counter()
             try:
+                stop.install()
                 if not self.resume:
                     state = self._state(0, positions=True)
                     self._check_energy_zeros()
@@ -309,7 +315,7 @@ class Runner:
                     self.traj.write(state.getPositions(asNumpy=True))
                     self._sync_and_checkpoint(0)
                 t_prev = time.perf_counter()
-                while step < n_steps:
+                while step < n_steps and stop.signal is None:
                     self._step(step)
                     step += 1
                     frame = step % ti == 0
@@ -323,10 +329,11 @@ class Runner:
                         last_reported = step
                     if frame:
                         self.traj.write(state.getPositions(asNumpy=True))
-                    if step % ci == 0 or step == n_steps:
+                    if step % ci == 0 or step == n_steps or stop.signal is not None:
                         self._sync_and_checkpoint(step)
                     self._update_bar(bar, step - start, time.perf_counter() - t_session)
             finally:
+                stop.restore()
                 if bar is not None:
                     bar.close()
         except RunFailed:
@@ -337,9 +344,33 @@ class Runner:
             raise RunFailed(f"interrupted at step {step}; outputs hold steps up to {last_reported}, the last "
                             f"checkpoint is step {self.checkpoint_step}: continue with `hybrid run --resume`",
                             step, self.checkpoint_step) from None
+        except OSError as exc:          # a full disk or a vanished directory: one line, not a traceback
+            self._close(plot=False)
+            raise RunFailed(f"step {step}: cannot write {exc.filename or 'an output file'}: "
+                            f"{exc.strerror or exc}; the last checkpoint is step {self.checkpoint_step}",
+                            step, self.checkpoint_step, exc) from None
         wall = time.perf_counter() - t_session
         self._close(plot=True)
+        if stop.signal is not None and step < n_steps:
+            where = self.cfg.get("path") or "CONFIG.toml"
+            raise RunInterrupted(f"{stop.name} received: stopped after step {step} of {n_steps} with a checkpoint "
+                                 f"there ({out['checkpoint']}) and every output flushed; continue with "
+                                 f"`hybrid run --resume {where}`", step, self.checkpoint_step)
         return self._summary(start, step, wall)
+
+    def _check_resume(self, payload: dict) -> None:
+        """Refuse a checkpoint of another configuration (naming what changed) or ``steps`` below it."""
+        out, cfg = self.cfg["output"], self.cfg
+        if payload["config_hash"] != cfg["hash"]:
+            changed = changed_settings(payload.get("settings", {}), self._fingerprint) \
+                if "settings" in payload else ["(the checkpoint predates per-key records)"]
+            raise InputError(f"{out['checkpoint']}: written by a run with a different configuration or input "
+                             f"files; only [md] steps may change on resume. Changed: {'; '.join(changed)}. "
+                             "Restore them, or start a new run with --overwrite")
+        if cfg["md"]["steps"] < payload["step"]:
+            raise InputError(f"{self.source}: [md] steps = {cfg['md']['steps']}: below the checkpoint's step "
+                             f"{payload['step']} ({out['checkpoint']}); a resumed run can only go on "
+                             f"(steps >= {payload['step']})")
 
     def _check_energy_zeros(self, threshold_eV: float = 0.5) -> None:
         """Warn when two adjacent levels differ by more than ``threshold_eV`` on one molecule."""
@@ -377,6 +408,8 @@ class Runner:
 
     def _failure(self, step: int, exc: BaseException, prev) -> RunFailed:
         cause = self.force.last_error if self.force.last_error is not prev else exc
+        if isinstance(cause, KeyboardInterrupt):    # a second Ctrl-C inside the force callback: not the potential
+            raise KeyboardInterrupt
         kind = type(cause).__name__
         text = str(cause).strip() or repr(cause)
         if len(text) > 2000:

@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import ase.io
+import pytest
 
 from hybrid.build import water_cluster
 from hybrid.cli import main
@@ -224,3 +225,108 @@ def test_main_job_config_builds_and_steps(tmp_path):
     rows = list(d)
     assert len(rows) == 3 and all(r["high_calls_qm"] == "1" for r in rows)
     assert all(abs(float(r["dE_qm_eV"])) < 0.05 for r in rows)      # the levels share HF's zero of energy
+
+
+def _run_until(cmd, out: Path, lo: int, hi: int, ck: int, sig) -> subprocess.CompletedProcess:
+    """Start ``cmd``, send ``sig`` when the CSV's last step is in [lo, hi] and the checkpoint is at ``ck``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            last = len(_rows(out / "energies.csv")) - 2 if (out / "energies.csv").exists() else -1
+            if lo <= last <= hi and _checkpoint_step(out / "checkpoint.json") == ck:
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()}"
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_checkpoints_the_current_step_and_resume_loses_nothing(tmp_path, sig):
+    """SIGTERM (a scheduler's time limit) or Ctrl-C between two periodic checkpoints: the run finishes the step
+    it is in, checkpoints there, flushes its outputs and exits 3 saying how to resume; `--resume` then writes
+    every step exactly once, and CSV and trajectory equal an uninterrupted run's (Langevin, same seed)."""
+    n, integrator = 60, "langevin"
+    ref = make_run(tmp_path / "ref", n, integrator=integrator)
+    Runner(load_config(ref), progress=False).run()
+    cfg = make_run(tmp_path / "stopped", n, sleep=0.02, integrator=integrator)
+    out = tmp_path / "stopped" / "output"
+    cmd = [sys.executable, "-m", "hybrid.cli", "run", "--no-progress", str(cfg)]
+    res = _run_until(cmd, out, 23, 26, 20, sig)
+    assert res.returncode == 3, res.stderr
+    assert "Traceback" not in res.stderr and "KeyboardInterrupt" not in res.stderr
+    assert f"{sig.name} received: stopped after step" in res.stderr and f"--resume {cfg}" in res.stderr
+    ck = _checkpoint_step(out / "checkpoint.json")
+    steps = [int(r.split(",")[0]) for r in _rows(out / "energies.csv")[1:]]
+    assert 23 <= ck < n and ck != 30 and steps == list(range(ck + 1))     # checkpoint at the stopped step itself
+    assert f"stopped after step {ck} of {n}" in res.stderr
+    res = subprocess.run(cmd[:3] + ["run", "--resume", "--no-progress", str(cfg)], capture_output=True, text=True,
+                         timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert f"steps {ck} -> {n}" in res.stdout
+    steps = [int(r.split(",")[0]) for r in _rows(out / "energies.csv")[1:]]
+    assert steps == list(range(n + 1))                                            # none lost, none twice
+    assert_same_csv(tmp_path / "ref" / "output" / "energies.csv", out / "energies.csv")
+    assert len(dcd_frames(out / "trajectory.dcd")[1]) == n // 2 + 1
+    assert_same_frames(tmp_path / "ref" / "output" / "trajectory.dcd", out / "trajectory.dcd")
+
+
+def test_resume_refusals_name_what_changed(tmp_path, capsys):
+    cfg = make_run(tmp_path, 10, ci=5)
+    assert main(["run", "--no-progress", str(cfg)]) == 0
+    text = cfg.read_text()
+    cfg.write_text(text.replace("timestep_fs = 0.5", "timestep_fs = 0.25").replace("seed = 11", "seed = 12"))
+    capsys.readouterr()
+    assert main(["run", "--resume", "--no-progress", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "md.seed: 11 -> 12" in err and "md.timestep_fs: 0.5 -> 0.25" in err and "steps" not in err.split(
+        "Changed:")[1].split(".")[0]
+    (tmp_path / "w4.xyz").write_text((tmp_path / "w4.xyz").read_text() + "\n")
+    cfg.write_text(text)
+    assert main(["run", "--resume", "--no-progress", str(cfg)]) == 2
+    assert "w4.xyz: the file's contents changed" in capsys.readouterr().err
+    ase.io.write(tmp_path / "w4.xyz", water_cluster(4, spacing=2.9, seed=5).to_ase(), format="extxyz")
+    cfg.write_text(text.replace("steps = 10", "steps = 7"))
+    assert main(["run", "--resume", "--no-progress", str(cfg)]) == 2
+    assert "[md] steps = 7: below the checkpoint's step 10" in capsys.readouterr().err
+    cfg.write_text(text.replace("steps = 10", "steps = 12"))                 # extending is allowed
+    assert main(["run", "--resume", "--no-progress", str(cfg)]) == 0
+    assert "steps 10 -> 12" in capsys.readouterr().out
+
+
+def test_a_full_disk_mid_run_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    import errno
+    from hybrid.md import outputs
+    cfg = make_run(tmp_path, 20, ci=5)
+    write = outputs.CSVLog.write
+
+    def full(self, row):
+        if row["step"] == 8:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return write(self, row)
+
+    monkeypatch.setattr(outputs.CSVLog, "write", full)
+    assert main(["run", "--no-progress", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "No space left on device" in err and "energies.csv" in err and "checkpoint is step 5" in err
+
+
+def test_version_and_a_closed_pipe(tmp_path):
+    from importlib.metadata import version
+    res = subprocess.run([sys.executable, "-m", "hybrid.cli", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and version("qmml-hybrid") in res.stdout
+    cfg = make_run(tmp_path, 2)
+    r, w = os.pipe()
+    os.close(r)                                   # `hybrid check ... | head` after head has gone
+    try:
+        res = subprocess.run([sys.executable, "-m", "hybrid.cli", "check", str(cfg)], stdout=w,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, res.stderr
