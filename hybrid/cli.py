@@ -3,10 +3,14 @@
     hybrid run CONFIG.toml                 run the dynamics a configuration describes
     hybrid run --resume CONFIG.toml        continue it from its last checkpoint
     hybrid run --overwrite CONFIG.toml     start again, replacing its outputs
-    hybrid check CONFIG.toml               validate the configuration only
+    hybrid check CONFIG.toml               validate the configuration, build every level, check it
+                                           against the structure and evaluate step 0 once; no output
 
-Exit codes: 0 success; 1 the run stopped (SCF failure, NaN, interrupted) with
-outputs and the last checkpoint intact; 2 a bad configuration or command line.
+Exit codes: 0 success; 1 the potential failed (SCF failure, NaN) or the run was
+interrupted, with outputs and the last checkpoint intact (a failure at step 0
+leaves no outputs; ``check`` exits 1 for it too); 2 a bad configuration or
+command line, found before any output is created (``check`` and ``run`` alike:
+see :mod:`hybrid.md.preflight`).
 """
 from __future__ import annotations
 
@@ -35,14 +39,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config)
         if args.command == "check":
-            from .md.levels import build_model
-            from .md.structure import load_structure
-            st = cfg["structure"]
-            structure = load_structure(st["file"], st["charge"], st["multiplicity"], st["molecules"])
-            model = build_model(cfg, structure)
-            print(f"{args.config}: OK ({len(structure.system)} atoms, {len(structure.molecules)} molecules; "
-                  f"levels {' < '.join(model.names)})")
-            return 0
+            return _check(args.config, cfg)
         from .md.runner import RunFailed, Runner
         runner = Runner(cfg, resume=args.resume, overwrite=args.overwrite,
                         progress=False if args.no_progress else None)
@@ -59,6 +56,29 @@ def main(argv=None) -> int:
     except HybridError as exc:
         print(f"hybrid {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _check(path, cfg) -> int:
+    """Everything before step 0 (:func:`hybrid.md.preflight.preflight`), then the potential once at the
+    step-0 positions; exit 1 if that evaluation fails (as ``hybrid run`` would at step 0)."""
+    from .md.preflight import evaluate_step0, preflight
+    pre = preflight(cfg)
+    structure, model = pre.structure, pre.model
+    try:
+        res = evaluate_step0(pre)
+    except Exception as exc:  # the potential's own failure (SCF, NaN, buffer overflow), as a run reports it
+        text = str(exc).strip() or repr(exc)
+        print(f"hybrid check: step 0 (t = 0.00 fs): the potential failed: {type(exc).__name__}: {text}",
+              file=sys.stderr)
+        return 1
+    mm = f"; [mm] model region {len(pre.model_structure.system)} atoms" if cfg.get("mm") else ""
+    print(f"{path}: OK ({len(structure.system)} atoms, {len(structure.molecules)} molecules; "
+          f"levels {' < '.join(model.names)}{mm})")
+    for hi, lo, atoms, de in pre.offsets:
+        if de is not None:
+            print(f"  energy zeros: {hi} - {lo} = {de:+.4g} eV on one molecule ({len(atoms)} atoms)")
+    print(f"  step 0: E_pot = {res.energy:.6f} eV (model), max |F| = {abs(res.forces).max():.4g} eV/Å")
+    return 0
 
 
 if __name__ == "__main__":

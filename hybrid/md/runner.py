@@ -48,18 +48,14 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
 from .. import units
 from ..config import ConfigError, Section
 from ..errors import HybridError, InputError
 from . import checkpoint
-from .levels import FiniteGuard, build_model
 from .outputs import CSVLog, Trajectory, read_csv, write_topology_pdb
 from .plot import plot_summary
-from .structure import load_structure
 
 
 class RunFailed(HybridError, RuntimeError):
@@ -118,51 +114,18 @@ class Runner:
         self.source = cfg["path"].name if cfg.get("path") else "config.toml"
 
     # -- setup ------------------------------------------------------------------------
-    def _threads(self) -> None:
-        from ..threads import apply
-        n = self.cfg["md"]["threads"]
-        apply({"torch": n, "blas": n, **({"pyscf": n} if self.model.has_qm else {})})
-
     def _build(self) -> None:
-        cfg, md = self.cfg, self.cfg["md"]
-        st = cfg["structure"]
-        try:
-            self.structure = load_structure(st["file"], st["charge"], st["multiplicity"], st["molecules"])
-        except InputError as exc:
-            raise ConfigError([f"{self.source}: [structure] file = \"{st['file']}\": {exc}"]) from None
-        mm = cfg.get("mm")
-        if mm:
-            from . import mm as mm_layer
-            inner = mm_layer.model_region(mm, self.structure, self.source)
-            self.model_structure = mm_layer.sub_structure(self.structure, inner)
-            self.model = build_model(mm_layer.remap_levels(cfg, self.structure, inner, self.source),
-                                     self.model_structure)
-        else:
-            self.model_structure = self.structure
-            self.model = build_model(cfg, self.structure)
-        self._threads()
+        """Everything before step 0, checked (:func:`hybrid.md.preflight.preflight`), and the Context."""
         import openmm
 
-        from couplers.openmm_force import PotentialForce
-        s = self.structure.system
-        self.n = len(s)
-        if mm:
-            from couplers.mixed_system import create_mixed_system
-            base = cfg["path"].parent if cfg.get("path") else Path(".")
-            mixed = create_mixed_system(self.structure.topology, mm_layer.mm_system(mm, self.structure, base,
-                                                                                    self.source),
-                                        ml_atoms=inner, ml_potential=FiniteGuard(self.model.potential), reuse=True)
-            omm, self.force = mixed.system, mixed.forces["ml"]
-        else:
-            omm = openmm.System()
-            for m in self.structure.masses:
-                omm.addParticle(float(m))
-            if s.periodic:
-                omm.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(v / units.NM)) for v in s.cell])
-            self.force = PotentialForce(FiniteGuard(self.model.potential), np.arange(self.n), s.numbers,
-                                        charge=s.charge, multiplicity=s.multiplicity, reuse=True,
-                                        periodic=bool(s.periodic), name="hybrid")
-            self.force.add_to(omm)
+        from .preflight import preflight
+        md = self.cfg["md"]
+        pre = preflight(self.cfg, stream=self.stream)
+        self.preflight = pre
+        self.structure, self.model_structure, self.model = pre.structure, pre.model_structure, pre.model
+        self.offsets = pre.offsets
+        omm, self.force = pre.omm, pre.force
+        self.n = len(self.structure.system)
         dt_ps = md["timestep_fs"] / units.PS
         if md["integrator"] == "verlet":
             integ = openmm.VerletIntegrator(dt_ps)
@@ -258,13 +221,16 @@ class Runner:
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunSummary:
         cfg, md, out = self.cfg, self.cfg["md"], self.cfg["output"]
+        if not self.resume and out["checkpoint"].exists() and not self.overwrite:
+            raise InputError(f"{out['checkpoint']} exists: a run already writes to {out['directory']}; "
+                             "continue it with --resume or start again with --overwrite")
         self._build()
-        out["directory"].mkdir(parents=True, exist_ok=True)
         cols, tcols = self._columns()
         ti, ri, ci = out["trajectory_interval"], out["report_interval"], out["checkpoint_interval"]
         self.stats = {"wall_s": 0.0, "qm_s": 0.0}
         self.t_start = time.perf_counter()
         self._last_qm, self._last_level = 0.0, {k: 0.0 for k in self.model.clocks}
+        t_session = time.perf_counter()       # the session's wall time includes step 0's evaluation
         if self.resume:
             payload = checkpoint.load(out["checkpoint"])
             if payload["config_hash"] != cfg["hash"]:
@@ -280,32 +246,31 @@ class Runner:
                                    resume=(sizes["trajectory"], payload["trajectory_frames"]))
             self.checkpoint_step = start
         else:
-            if out["checkpoint"].exists() and not self.overwrite:
-                raise InputError(f"{out['checkpoint']} exists: a run already writes to {out['directory']}; "
-                                 "continue it with --resume or start again with --overwrite")
             start = 0
             pos_nm = self.structure.system.positions / units.NM
             self.context.setPositions(pos_nm)
             self.context.setVelocities(self._initial_velocities())
             self.context.setTime(0.0)
             self.context.setStepCount(0)
+            self.checkpoint_step = -1
+            t0 = time.perf_counter()
+            state0 = self._state(0, positions=True)        # step 0 is evaluated before any output exists
+            wall0 = time.perf_counter() - t0
+            out["directory"].mkdir(parents=True, exist_ok=True)
             write_topology_pdb(out["topology"], self.structure.topology, pos_nm)
             self.csv = CSVLog(out["csv"], cols)
             self.timings = CSVLog(out["timings"], tcols)
             self.traj = Trajectory(out["trajectory"], self.structure.topology, self.dt_ps, ti)
-            self.checkpoint_step = -1
         n_steps = md["steps"]
         step = start
         last_reported = start
         try:
             bar = self._bar(start, n_steps)
-            t_session = time.perf_counter()
             try:
                 if not self.resume:
-                    state = self._state(0, positions=True)
-                    self._check_energy_zeros()
+                    state = state0
                     self.csv.write(self._row(0, state))
-                    self.timings.write(self._timing_row(0, time.perf_counter() - t_session))
+                    self.timings.write(self._timing_row(0, wall0))
                     self.traj.write(state.getPositions(asNumpy=True))
                     self._sync_and_checkpoint(0)
                 t_prev = time.perf_counter()
@@ -340,26 +305,6 @@ class Runner:
         wall = time.perf_counter() - t_session
         self._close(plot=True)
         return self._summary(start, step, wall)
-
-    def _check_energy_zeros(self, threshold_eV: float = 0.5) -> None:
-        """Warn when two adjacent levels differ by more than ``threshold_eV`` on one molecule."""
-        from .levels import energy_zero_offsets
-        blends = [t[1] for t in self.model.potential.terms[1:]]
-        try:
-            offsets = energy_zero_offsets(self.model, self.model_structure, [b.last_weights for b in blends])
-        except HybridError as exc:
-            print(f"warning: energy-zero check skipped: {exc}", file=self.stream)
-            return
-        self.offsets = offsets
-        for (hi, lo, atoms, de), blend in zip(offsets, blends):
-            if de is None or abs(de) <= threshold_eV:
-                continue
-            width = blend.partitioner.width
-            force = f" ≈ {abs(de) / width:.3g} eV/Å" if width > 0 else ""
-            print(f"warning: levels \"{hi}\" and \"{lo}\" differ by {de:+.4g} eV on one molecule (atoms "
-                  f"{atoms.tolist()}): their zeros of energy differ, so a molecule crossing this boundary's buffer "
-                  f"(width {width:g} Å) feels a spurious force ~|ΔE|/width{force}. Use levels that share a "
-                  "reference (an MLIP or Δ-ML trained on the higher level's energies).", file=self.stream)
 
     def _step(self, step: int) -> None:
         prev = self.force.last_error
