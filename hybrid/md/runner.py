@@ -81,6 +81,9 @@ class RunSummary:
     drift_meV_per_ps: float | None
     files: dict = field(default_factory=dict)
     resumed: bool = False
+    integrator: str = "verlet"
+    mean_T_K: float | None = None
+    bath_K: float | None = None
 
     def text(self) -> str:
         lines = [f"steps {self.first_step} -> {self.last_step} ({self.steps} this session"
@@ -89,7 +92,11 @@ class RunSummary:
         if self.level_s:
             lines.append("time in levels (s, incl. region calls): " +
                          ", ".join(f"{k} {v:.1f}" for k, v in self.level_s.items()))
-        if self.drift_meV is not None:
+        if self.integrator == "langevin":
+            lines.append("NVT (Langevin): the thermostat exchanges energy with the bath, so no total-energy drift "
+                         "is reported" + (f"; mean T {self.mean_T_K:.1f} K (bath {self.bath_K:g} K)"
+                                          if self.mean_T_K is not None else ""))
+        elif self.drift_meV is not None:
             lines.append(f"total-energy drift: max |E_tot - E_tot(0)| = {self.drift_meV:.3g} meV"
                          + (f", slope {self.drift_meV_per_ps:+.3g} meV/ps" if self.drift_meV_per_ps is not None
                             else ""))
@@ -345,7 +352,9 @@ class Runner:
                     w.close()
         if plot and self.cfg["output"]["csv"].exists():
             try:
-                plot_summary(self.cfg["output"]["csv"], self.cfg["output"]["plot"], self.cfg.get("title", ""))
+                md = self.cfg["md"]
+                plot_summary(self.cfg["output"]["csv"], self.cfg["output"]["plot"], self.cfg.get("title", ""),
+                             integrator=md["integrator"], bath_K=md["temperature_K"])
             except Exception as exc:  # a plot must never hide the run's own outcome
                 print(f"warning: summary plot not written: {type(exc).__name__}: {exc}", file=self.stream)
 
@@ -369,8 +378,11 @@ class Runner:
         steps = stop - start
         ns_day = steps * self.cfg["md"]["timestep_fs"] * 1e-6 / (wall / 86400.0) if wall > 0 and steps else 0.0
         d = read_csv(self.cfg["output"]["csv"])
-        drift = slope = None
-        if d and len(d["step"]) > 1:
+        drift = slope = mean_t = None
+        nve = self.cfg["md"]["integrator"] == "verlet"     # Langevin (NVT) does not conserve E_total
+        if d and len(d["step"]) and not nve:
+            mean_t = float(np.mean(d["T_K"]))
+        if d and len(d["step"]) > 1 and nve:
             de = (d["E_total_eV"] - d["E_total_eV"][0]) * 1e3
             drift = float(np.abs(de).max())
             if d["time_fs"][-1] > d["time_fs"][0] and len(de) > 2:
@@ -378,7 +390,8 @@ class Runner:
         out = self.cfg["output"]
         files = {k: str(out[k]) for k in ("csv", "plot", "trajectory", "topology", "timings", "checkpoint")}
         return RunSummary(start, stop, steps, wall, ns_day, self.model.qm.total / wall if wall > 0 else 0.0,
-                          {k: c.total for k, c in self.model.clocks.items()}, drift, slope, files, self.resume)
+                          {k: c.total for k, c in self.model.clocks.items()}, drift, slope, files, self.resume,
+                          self.cfg["md"]["integrator"], mean_t, self.cfg["md"]["temperature_K"])
 
 
 def run(cfg: Section, **kwargs) -> RunSummary:

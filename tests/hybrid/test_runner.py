@@ -423,3 +423,43 @@ def test_real_scf_failure_at_the_first_step(tmp_path, inputs):
         Runner(load_config(tmp_path / "config.toml")).run()
     assert exc.value.checkpoint_step == -1 and "no checkpoint was written" in str(exc.value)
     assert not (tmp_path / "output").exists()          # step 0 is evaluated before any output is created
+
+
+def test_langevin_reports_no_total_energy_drift(tmp_path, setup):
+    """NVT: the summary and the plot report no total-energy drift (the bath exchanges energy); NVE does."""
+    from hybrid.md.plot import summary_figure
+    nvt = run(setup(tmp_path / "nvt", steps=20, integrator="langevin"))
+    assert nvt.drift_meV is None and nvt.drift_meV_per_ps is None
+    text = nvt.text()
+    assert "total-energy drift:" not in text and "no total-energy drift is reported" in text
+    d = read_csv(tmp_path / "nvt" / "output" / "energies.csv")
+    assert nvt.mean_T_K == pytest.approx(float(np.mean(d["T_K"])), rel=0, abs=1e-9)
+    fig = summary_figure(d, integrator="langevin", bath_K=300.0)
+    b = next(a for a in fig.axes if a.get_label() == "b")
+    assert "drift:" not in b.get_title() and "no drift" in b.get_title()
+    assert np.allclose(b.lines[0].get_ydata(), (d["E_pot_eV"] - d["E_pot_eV"][0]) * 1e3, rtol=0, atol=1e-9)
+    nve = run(setup(tmp_path / "nve", steps=20))
+    assert nve.drift_meV is not None and "total-energy drift: max |E_tot - E_tot(0)|" in nve.text()
+    fig = summary_figure(read_csv(tmp_path / "nve" / "output" / "energies.csv"))
+    assert next(a for a in fig.axes if a.get_label() == "b").get_title().startswith("NVE total-energy drift: ")
+
+
+def test_plot_region_call_lines_are_visible(tmp_path, setup):
+    """The region calls per step have their own panel from 0: a solid line, wide enough, opaque, holding the
+    CSV's counts, inside the axis limits (they used to be a thin dotted line on a twin axis, drawn over the
+    membership lines)."""
+    import matplotlib.pyplot as plt
+
+    from hybrid.md.plot import summary_figure
+    run(setup(tmp_path, steps=10))
+    d = read_csv(tmp_path / "output" / "energies.csv")
+    fig = summary_figure(d)
+    e = next(a for a in fig.axes if a.get_label() == "e")
+    line, = [ln for ln in e.lines if ln.get_label() == "high: region calls"]
+    assert line.get_visible() and line.get_linestyle() == "-" and line.get_linewidth() >= 1.5
+    assert line.get_alpha() is None or line.get_alpha() >= 0.9
+    assert np.array_equal(line.get_ydata(), d["high_calls_high"]) and d["high_calls_high"].min() == 4
+    lo, hi = e.get_ylim()
+    assert lo == 0.0 and hi > d["high_calls_high"].max() + 0.4                 # not on the frame
+    assert all(ln.get_label() != "high: region calls" for a in fig.axes if a is not e for ln in a.lines)
+    plt.close(fig)
