@@ -194,7 +194,8 @@ def _structure_schema():
 
 def _region_schema():
     return {
-        "center": Key("table", doc="{atom = i}, {group = [i, ...]}, {molecule = k} or {point = [x, y, z]}"),
+        "center": Key("table", doc="{molecule = k}, {group = [i, ...]}, {atom = i} or {point = [x, y, z]}: "
+                                   "see the region centres"),
         "r_inner": Key("float", checks=(ge(0),), doc="radius of the inner region (Å)"),
         "width": Key("float", checks=(ge(0),), doc="width of the buffer (Å); 0 gives an abrupt boundary"),
         "switch": Key("str", "quintic", choices=("quintic", "septic", "cubic", "step"),
@@ -260,7 +261,8 @@ def _mm_schema():
                                 doc="OpenMM nonbonded method of the force field (the periodic ones need a PDB "
                                     "with a box, CRYST1)"),
         "cutoff_nm": Key("float", 1.0, checks=(gt(0),), doc="nonbonded cutoff (nm) of the cutoff methods"),
-        "center": Key("table", doc="{atom = i}, {group = [i, ...]}, {molecule = k} or {point = [x, y, z]}"),
+        "center": Key("table", doc="centre of the model region, a region-centre form: {molecule = k}, "
+                                   "{group = [i, ...]}, {atom = i} or {point = [x, y, z]}"),
         "radius": Key("float", checks=(gt(0),), doc="model region: molecules with their centre of mass "
                                                      "within this distance (Å) of the centre at step 0"),
     }
@@ -611,3 +613,118 @@ def config_hash(cfg: Section) -> str:
     files = {norm(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in input_files(cfg)}
     blob = json.dumps({"config": data, "files": files}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# -- the configuration reference (docs/config.md), generated from the schema above -----------------------
+
+def _type_name(key: Key) -> str:
+    names = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "path": "path",
+             "table": "table", "strs": "list of strings", "ints": "list of integers", "vec3": "[x, y, z]"}
+    t = names[key.kind]
+    if key.suffixes:
+        t += " (" + ", ".join(key.suffixes) + ")"
+    if key.choices is not None:
+        t += ": " + " \\| ".join(f"`{_fmt(c)}`" for c in key.choices)
+    return t
+
+
+def _default_text(key: Key) -> str:
+    d = key.default
+    if d is REQUIRED:
+        return "required"
+    if d is None:
+        return "none"
+    return f"`{_fmt(d)}`"
+
+
+def _table(schema: dict) -> str:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, key in schema.items():
+        rows.append(f"| `{name}` | {_type_name(key)} | {_default_text(key)} | {key.doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows)
+
+
+def _pyscf_options_table() -> str:
+    """The ``options`` of a pyscf level: PySCFPotential's keyword arguments, meanings from its docstring."""
+    import inspect
+    import re
+
+    from .qm.pyscf_layer import PySCFPotential
+    doc = inspect.getdoc(PySCFPotential) or ""
+    meaning, current = {}, None
+    for line in doc.splitlines():
+        m = re.match(r"^(\w+(?:, \w+)*) : (.*)$", line)
+        if m:
+            current = [n.strip() for n in m.group(1).split(",")]
+            for n in current:
+                meaning[n] = m.group(2).strip()
+        elif current and line.startswith("    "):
+            for n in current:
+                meaning[n] += " " + line.strip()
+        else:
+            current = None
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for k, p in inspect.signature(PySCFPotential.__init__).parameters.items():
+        if k in ("self", "method", "basis", "name"):
+            continue
+        text = meaning.get(k, "").replace("``", "`").replace("|", chr(92) + "|")
+        rows.append(f"| `{k}` | {f'`{_fmt(p.default)}`' if p.default is not None else 'none'} | {text} |")
+    return "\n".join(rows)
+
+
+def reference_tables() -> dict:
+    """{block name: markdown table} of every table of a run file, from the schema :func:`validate` uses.
+
+    Blocks: ``top``, ``structure``, ``levels`` (keys of every level), ``levels.<kind>`` (keys of one kind),
+    ``levels.pyscf.options``, ``region``, ``center``, ``mm``, ``md``, ``output``.
+    """
+    common = ("name", "kind", "region", "process", "accept_energy_offset")
+    out = {"top": _table(TOP_DOC), "structure": _table(_structure_schema())}
+    out["levels"] = _table({k: v for k, v in _level_schema("mlip").items() if k in common})
+    for kind in LEVEL_KINDS:
+        out[f"levels.{kind}"] = _table({k: v for k, v in _level_schema(kind).items() if k not in common})
+    out["levels.pyscf.options"] = _pyscf_options_table()
+    out["region"] = _table(_region_schema())
+    rows = ["| form | value | meaning |", "|---|---|---|"]
+    forms = {"molecule": "k", "group": "[i, ...]", "atom": "i", "point": "[x, y, z]"}
+    for name, key in _CENTER_KINDS.items():
+        rows.append(f"| `{{{name} = {forms[name]}}}` | {_type_name(key)} | {key.doc} |")
+    out["center"] = "\n".join(rows)
+    for name in ("mm", "md", "output"):
+        out[name] = _table(TOP[name]())
+    return out
+
+
+_BLOCK = "<!-- schema: {} -->"
+_END = "<!-- /schema -->"
+
+
+def reference_blocks(text: str) -> dict:
+    """{block name: content} of the generated blocks in a reference document."""
+    import re
+    return {m.group(1): m.group(2).strip("\n") for m in
+            re.finditer(r"<!-- schema: (\S+) -->\n(.*?)<!-- /schema -->", text, flags=re.S)}
+
+
+def write_reference(path) -> bool:
+    """Regenerate the blocks of the reference document ``path``; True if it changed."""
+    import re
+    path = Path(path)
+    text = path.read_text()
+    tables = reference_tables()
+
+    def fill(m):
+        name = m.group(1)
+        if name not in tables:
+            raise KeyError(f"{path}: no schema block {name!r} (known: {', '.join(tables)})")
+        return f"{_BLOCK.format(name)}\n{tables[name]}\n{_END}"
+    new = re.sub(r"<!-- schema: (\S+) -->\n.*?<!-- /schema -->", fill, text, flags=re.S)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":      # python -m hybrid.config docs/config.md  (regenerate the reference's tables)
+    import sys
+    for p in sys.argv[1:]:
+        print(f"{p}: {'updated' if write_reference(p) else 'up to date'}")
