@@ -22,6 +22,10 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
     "force_mixing"), ``max_buffer``, ``on_overflow``, ``workers``.
+    ``accept_energy_offset`` (default false): accept that this level's zero of
+    energy differs from the one below it by more than
+    :data:`ENERGY_OFFSET_THRESHOLD_EV` on one molecule (otherwise an error
+    before step 0, :mod:`hybrid.md.preflight`).
     ``process`` (default false): the level runs in its own process, and the
     multilayer's terms are then evaluated side by side in threads, so that an
     SCF overlaps with the MLIP and Δ-ML work (see :mod:`hybrid.md.levels`).
@@ -48,6 +52,10 @@ the table, the key and the value, e.g.::
     config.toml: [md] timestep_fs = -1: must be > 0
     config.toml: [md] timstep_fs = 0.5: unknown key; did you mean "timestep_fs"?
     config.toml: [[levels]] #3 region.r_inner = -1.0: must be >= 0
+
+Every key, with its type, default and meaning, is listed in ``docs/config.md``,
+whose tables :func:`reference_tables` generates from the schema below
+(``python -m hybrid.config docs/config.md``; a test keeps them equal).
 
 Unknown keys are errors. File paths resolve relative to the configuration
 file. :func:`load_config` returns nested :class:`Section` objects with the

@@ -35,6 +35,14 @@ go to a separate CSV (``timings``), so
 that the physics log of a resumed run is byte-identical to an
 uninterrupted one.
 
+Before step 0, :func:`hybrid.md.preflight.preflight` builds the model and the
+OpenMM System and checks them against the structure (elements, basis,
+electron counts, energy zeros, a writable output directory), raising
+:class:`hybrid.config.ConfigError`; step 0 is then evaluated, and only then
+are the output directory and files created, so a run that cannot start leaves
+nothing behind. Langevin runs report no total-energy drift (the bath exchanges
+energy): the summary gives the mean temperature instead.
+
 Checkpoints (:mod:`hybrid.md.checkpoint`) every ``checkpoint_interval``
 steps, at step 0 and at the last step; outputs are fsynced first and their
 sizes recorded, and ``resume=True`` cuts them back to those sizes

@@ -463,3 +463,38 @@ def test_plot_region_call_lines_are_visible(tmp_path, setup):
     assert lo == 0.0 and hi > d["high_calls_high"].max() + 0.4                 # not on the frame
     assert all(ln.get_label() != "high: region calls" for a in fig.axes if a is not e for ln in a.lines)
     plt.close(fig)
+
+
+def test_energy_zero_check_runs_on_periodic_systems(tmp_path, inputs):
+    """A periodic box (extxyz with a cell): the HF level runs on an isolated cluster of one molecule, so the
+    energy-zero check is done (it used to be skipped, blaming PySCF's periodic support) and stops the run
+    before any output; accepted on purpose, the offset is the cluster's, as in the non-periodic run."""
+    import pyscf
+
+    from hybrid.config import ConfigError
+    from hybrid.md.preflight import preflight
+    pyscf.lib.num_threads(1)
+    atoms = ase.io.read(inputs / "w3.xyz")
+    atoms.center(vacuum=4.0)
+    atoms.pbc = True
+    ase.io.write(tmp_path / "w3.xyz", atoms, format="extxyz")
+    text = QM_CONFIG.replace("accept_energy_offset = true", "")
+    (tmp_path / "config.toml").write_text(text)
+    cfg = load_config(tmp_path / "config.toml")
+    with pytest.raises(ConfigError, match=r'\[\[levels\]\] #2 "hf" over "ml": levels "hf" and "ml" differ by -19\d\d '
+                                          r"eV on one molecule \(atoms \[\d, \d, \d\], as an isolated cluster\)"):
+        Runner(cfg, progress=False).run()
+    assert not (tmp_path / "output").exists()
+    (tmp_path / "config.toml").write_text(QM_CONFIG)
+    pre = preflight(load_config(tmp_path / "config.toml"), stream=__import__("io").StringIO())
+    assert pre.system.periodic and pre.offsets[0][3] is not None
+    atoms_m, de = pre.offsets[0][2], pre.offsets[0][3]
+    # the same molecule outside the box: the same offset to within the SCF tolerance
+    flat = ase.io.read(tmp_path / "w3.xyz")
+    flat.pbc = False
+    flat.cell = None
+    ase.io.write(tmp_path / "flat.xyz", flat, format="extxyz")
+    (tmp_path / "config.toml").write_text(QM_CONFIG.replace('file = "w3.xyz"', 'file = "flat.xyz"'))
+    ref = preflight(load_config(tmp_path / "config.toml"), stream=__import__("io").StringIO())
+    assert not ref.system.periodic and list(ref.offsets[0][2]) == list(atoms_m)
+    assert abs(ref.offsets[0][3] - de) < 1e-6
