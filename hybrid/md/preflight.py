@@ -20,7 +20,9 @@ evaluation, and checks on the way what step 0 would otherwise find:
 5. the energy-zero check of each boundary (:func:`hybrid.md.levels.energy_zero_offsets`):
    on one molecule as an isolated cluster (so periodic and ``[mm]`` runs too),
    |E_k − E_{k−1}| above :data:`hybrid.config.ENERGY_OFFSET_THRESHOLD_EV` is an
-   error unless level k sets ``accept_energy_offset = true``.
+   error unless level k sets ``accept_energy_offset = true``;
+6. a product-scheme region whose buffer holds more than ``max_buffer``
+   molecules at step 0, with ``on_overflow = "error"``.
 
 Each problem raises :class:`hybrid.config.ConfigError` naming the file, the
 table and the key to change (exit code 2 of the command line); elements a
@@ -227,6 +229,11 @@ class _LevelChecks:
         regions = {}
         for k in range(2, n + 1):
             blend, W = blends[k - 2], self.weights[k - 2]
+            if blend.scheme == "product" and len(W.buffer) > blend.max_buffer and blend.on_overflow == "error":
+                raise ConfigError([f"{self.source}: [[levels]] #{k} region.max_buffer = {blend.max_buffer}: "
+                                   f"{len(W.buffer)} molecules lie in the buffer at step 0 (product partitions would "
+                                   f"need {2 ** len(W.buffer)} region calls); raise max_buffer, narrow the buffer "
+                                   "(width) or set region.on_overflow = \"sorted\""])
             parts = self.partitions(blend, W)
             views = [(region_system(blend, pre.system, W.atoms(p)), W.atoms(p),
                       f"on the region of [[levels]] #{k} at step 0") for p in parts if len(p)]
@@ -249,7 +256,7 @@ class _LevelChecks:
             return [inner + buf]
         scheme = blend.scheme
         if scheme == "product" and len(buf) > blend.max_buffer:
-            scheme = "sorted"     # on_overflow="error" is left to the step-0 evaluation (it names the cap)
+            scheme = "sorted"     # on_overflow = "sorted" (an "error" was raised above)
         return [p for p, _, _ in blend._partitions(W, inner, buf, scheme)]
 
     # -- elements and basis ------------------------------------------------------------------------
@@ -257,25 +264,24 @@ class _LevelChecks:
         parts = self.parts(i, lv, bare(pot))
         for prefix, key, value, p, kind in parts:
             species = getattr(p, "species", None)
+            known = None if species is None else set(int(z) for z in species)
             basis = getattr(p, "basis", None) if kind == "pyscf" else None
             for system, atoms, what in views:
-                for a, z in enumerate(system.numbers):
-                    z = int(z)
-                    if species is not None and z not in set(int(s) for s in species):
-                        who = (f"atom {self.atom_index(atoms[a])} is {symbol(z)}" if a < len(atoms) else
-                               f"a link atom ({symbol(z)}) capping a cut bond")
+                for z in dict.fromkeys(int(z) for z in system.numbers):     # in order of first appearance
+                    a = int(np.flatnonzero(system.numbers == z)[0])
+                    who = (f"atom {self.atom_index(atoms[a])} is {symbol(z)}" if a < len(atoms) else
+                           f"a link atom ({symbol(z)}) capping a cut bond")
+                    if known is not None and z not in known:
                         raise ConfigError([f"{self.where(i, prefix, key, value)}: {who}, an element this model "
-                                           f"does not know (it knows {_symbols(species)}); level "
+                                           f"does not know (it knows {_symbols(known)}); level "
                                            f"\"{lv['name']}\" acts {what}"])
-                    if basis is not None:
-                        problem = _basis_problem(basis, z)
-                        if problem:
-                            raise ConfigError([f"{self.where(i, prefix, 'basis', basis)}: {problem}; level "
-                                               f"\"{lv['name']}\" acts {what} (atom "
-                                               f"{self.atom_index(atoms[min(a, len(atoms) - 1)])}, {symbol(z)})"])
+                    problem = _basis_problem(basis, z) if basis is not None else None
+                    if problem:
+                        raise ConfigError([f"{self.where(i, prefix, 'basis', basis)}: {problem}; level "
+                                           f"\"{lv['name']}\" acts {what} ({who})"])
             unseen = sorted(everything - set(int(z) for s, _, _ in views for z in s.numbers))
             if species is not None:
-                bad = [z for z in unseen if z not in set(int(s) for s in species)]
+                bad = [z for z in unseen if z not in known]
                 if bad:
                     self.warnings.append(
                         f"{self.where(i, prefix, key, value)}: the structure holds {_symbols(bad)}, which this model "

@@ -318,7 +318,7 @@ BAD_INPUTS = {
         dict(),
         _level("hf", "pyscf", method='"HF"', basis='"6-31gxx"'), "",
         'config.toml: [[levels]] #1 basis = "6-31gxx": PySCF has no such basis for O (KeyError: 631gxx); level '
-        '"hf" acts on all atoms (atom 0, O)'),
+        '"hf" acts on all atoms (atom 0 is O)'),
     "unknown functional": (
         dict(),
         _level("dft", "pyscf", method='"B3LYPP"', basis='"sto-3g"'), "",
@@ -396,4 +396,20 @@ def test_check_exits_1_when_step_0_fails_like_run(tmp_path, capsys):
     for cmd, code, err in results:
         assert code == 1, (cmd, err)
         assert "step 0 (t = 0.00 fs): the potential failed: SCFConvergenceError: hf: SCF did not converge" in err
+    assert not (tmp_path / "output").exists()
+
+
+def test_buffer_overflow_at_step_0_exits_2_naming_max_buffer(tmp_path, capsys):
+    """Two waters in the buffer at step 0 with max_buffer = 1 and on_overflow = "error" (the default)."""
+    import shutil
+    _structure(tmp_path)
+    shutil.copyfile(MLIP, tmp_path / WATER_PT)
+    levels = (_level("ml", "mlip", file=f'"{WATER_PT}"') + _level("ml2", "mlip", region=0, file=f'"{WATER_PT}"')
+              ).replace("width = 0.5", "width = 4.0\nmax_buffer = 1")
+    cfg = _config(tmp_path, levels)
+    for cmd, code, err in _check_and_run(cfg, capsys):
+        assert code == 2, (cmd, err)
+        assert 'config.toml: [[levels]] #2 region.max_buffer = 1: 2 molecules lie in the buffer at step 0 (product ' \
+               'partitions would need 4 region calls); raise max_buffer, narrow the buffer (width) or set ' \
+               'region.on_overflow = "sorted"' in err.splitlines(), err
     assert not (tmp_path / "output").exists()
