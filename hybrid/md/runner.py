@@ -56,6 +56,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from .. import units

@@ -154,7 +154,6 @@ def test_mm_run_with_a_mismatched_qm_level_exits_2_before_any_output(tmp_path, c
         err = capsys.readouterr().err
         assert expected in err.splitlines(), (cmd, err)
         assert sorted(p.name for p in tmp_path.iterdir()) == before         # no output directory or file
-    print(f"| [mm] run (periodic, CutoffPeriodic) with a mismatched QM level | `{expected}` | 2 | 2 | no |")
     # accepted on purpose, the periodic [mm] run checks and starts (and is still told)
     cfg.write_text(text.replace('basis = "sto-3g"', 'basis = "sto-3g"\naccept_energy_offset = true')
                    .replace("steps = 40", "steps = 1"))
