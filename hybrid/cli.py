@@ -3,7 +3,8 @@
     hybrid run CONFIG.toml                 run the dynamics a configuration describes
     hybrid run --resume CONFIG.toml        continue it from its last checkpoint
     hybrid run --overwrite CONFIG.toml     start again, replacing its outputs
-    hybrid check CONFIG.toml               validate the configuration only
+    hybrid check CONFIG.toml               validate the configuration, build every level, check it
+                                           against the structure and evaluate step 0 once; no output
 
     hybrid --version                       the installed version
 
@@ -12,7 +13,9 @@ Exit codes:
     0  success
     1  the run stopped (SCF failure, NaN/inf, a second Ctrl-C, a full disk);
        outputs keep every completed step and the last checkpoint is intact
-    2  a bad configuration, input file or command line; nothing was run
+       (a failure at step 0 leaves no outputs; ``check`` exits 1 for it too)
+    2  a bad configuration, input file or command line, found before any
+       output is created (``check`` and ``run`` alike: :mod:`hybrid.md.preflight`)
     3  SIGTERM or Ctrl-C: the run stopped after the current step with a
        checkpoint there and every output flushed; `hybrid run --resume` goes on
 """
@@ -62,14 +65,7 @@ def _main(argv=None) -> int:
     try:
         cfg = load_config(args.config)
         if args.command == "check":
-            from .md.levels import build_model
-            from .md.structure import load_structure
-            st = cfg["structure"]
-            structure = load_structure(st["file"], st["charge"], st["multiplicity"], st["molecules"])
-            model = build_model(cfg, structure)
-            print(f"{args.config}: OK ({len(structure.system)} atoms, {len(structure.molecules)} molecules; "
-                  f"levels {' < '.join(model.names)})")
-            return 0
+            return _check(args.config, cfg)
         from .md.runner import RunFailed, RunInterrupted, Runner
         runner = Runner(cfg, resume=args.resume, overwrite=args.overwrite,
                         progress=False if args.no_progress else None)
@@ -94,6 +90,29 @@ def _main(argv=None) -> int:
             raise
         print(f"hybrid {args.command}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+
+
+def _check(path, cfg) -> int:
+    """Everything before step 0 (:func:`hybrid.md.preflight.preflight`), then the potential once at the
+    step-0 positions; exit 1 if that evaluation fails (as ``hybrid run`` would at step 0)."""
+    from .md.preflight import evaluate_step0, preflight
+    pre = preflight(cfg)
+    structure, model = pre.structure, pre.model
+    try:
+        res = evaluate_step0(pre)
+    except Exception as exc:  # the potential's own failure (SCF, NaN, buffer overflow), as a run reports it
+        text = str(exc).strip() or repr(exc)
+        print(f"hybrid check: step 0 (t = 0.00 fs): the potential failed: {type(exc).__name__}: {text}",
+              file=sys.stderr)
+        return 1
+    mm = f"; [mm] model region {len(pre.model_structure.system)} atoms" if cfg.get("mm") else ""
+    print(f"{path}: OK ({len(structure.system)} atoms, {len(structure.molecules)} molecules; "
+          f"levels {' < '.join(model.names)}{mm})")
+    for hi, lo, atoms, de in pre.offsets:
+        if de is not None:
+            print(f"  energy zeros: {hi} - {lo} = {de:+.4g} eV on one molecule ({len(atoms)} atoms)")
+    print(f"  step 0: E_pot = {res.energy:.6f} eV (model), max |F| = {abs(res.forces).max():.4g} eV/Å")
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
     "force_mixing"), ``max_buffer``, ``on_overflow``, ``workers``.
+    ``accept_energy_offset`` (default false): accept that this level's zero of
+    energy differs from the one below it by more than
+    :data:`ENERGY_OFFSET_THRESHOLD_EV` on one molecule (otherwise an error
+    before step 0, :mod:`hybrid.md.preflight`).
     ``process`` (default false): the level runs in its own process, and the
     multilayer's terms are then evaluated side by side in threads, so that an
     SCF overlaps with the MLIP and Δ-ML work (see :mod:`hybrid.md.levels`).
@@ -49,6 +53,10 @@ the table, the key and the value, e.g.::
     config.toml: [md] timstep_fs = 0.5: unknown key; did you mean "timestep_fs"?
     config.toml: [[levels]] #3 region.r_inner = -1.0: must be >= 0
 
+Every key, with its type, default and meaning, is listed in ``docs/config.md``,
+whose tables :func:`reference_tables` generates from the schema below
+(``python -m hybrid.config docs/config.md``; a test keeps them equal).
+
 Unknown keys are errors. File paths resolve relative to the configuration
 file. :func:`load_config` returns nested :class:`Section` objects with the
 defaults filled in and paths absolute.
@@ -67,6 +75,9 @@ from .errors import InputError
 REQUIRED = object()
 
 LEVEL_KINDS = ("mlip", "xtb", "pyscf", "delta", "mace", "torchani", "python")
+#: eV on one molecule: two neighbouring levels whose zeros of energy differ by more are an error
+#: (unless the higher level has ``accept_energy_offset = true``)
+ENERGY_OFFSET_THRESHOLD_EV = 0.5
 STRUCTURE_SUFFIXES = (".pdb", ".xyz", ".extxyz")
 TRAJECTORY_SUFFIXES = (".dcd", ".xtc")
 
@@ -191,39 +202,59 @@ def _structure_schema():
 
 def _region_schema():
     return {
-        "center": Key("table", doc="{atom = i}, {group = [i, ...]}, {molecule = k} or {point = [x, y, z]}"),
+        "center": Key("table", doc="{molecule = k}, {group = [i, ...]}, {atom = i} or {point = [x, y, z]}: "
+                                   "see the region centres"),
         "r_inner": Key("float", checks=(ge(0),), doc="radius of the inner region (Å)"),
         "width": Key("float", checks=(ge(0),), doc="width of the buffer (Å); 0 gives an abrupt boundary"),
-        "switch": Key("str", "quintic", choices=("quintic", "septic", "cubic", "step")),
-        "scheme": Key("str", "product", choices=("product", "sorted", "force_mixing")),
-        "max_buffer": Key("int", 6, checks=(ge(0),)),
-        "on_overflow": Key("str", "error", choices=("error", "sorted")),
-        "workers": Key("int", 1, checks=(ge(1),)),
+        "switch": Key("str", "quintic", choices=("quintic", "septic", "cubic", "step"),
+                      doc="switching polynomial across the buffer: quintic (C², 6t⁵−15t⁴+10t³), septic (C³), "
+                          "cubic (C¹, for comparison), step (abrupt)"),
+        "scheme": Key("str", "product", choices=("product", "sorted", "force_mixing"),
+                      doc="partitions of the buffer molecules: product (2ⁿ region calls, smooth), sorted "
+                          "(n+1 calls, forces jump where two weights cross), force_mixing (not conservative)"),
+        "max_buffer": Key("int", 6, checks=(ge(0),),
+                          doc="most molecules in the buffer for the product scheme (2^max_buffer region calls)"),
+        "on_overflow": Key("str", "error", choices=("error", "sorted"),
+                           doc="more than max_buffer molecules in the buffer: stop the run (error) or take that "
+                               "step with sorted partitions, flagged in the CSV (sorted)"),
+        "workers": Key("int", 1, checks=(ge(1),), doc="threads evaluating the region calls of one step"),
     }
 
 
-_CENTER_KINDS = {"atom": Key("int", checks=(ge(0),)), "group": Key("ints", checks=(lambda v: None if min(v) >= 0 else "indices must be >= 0",)),
-                 "molecule": Key("int", checks=(ge(0),)), "point": Key("vec3")}
+_CENTER_KINDS = {
+    "molecule": Key("int", checks=(ge(0),), doc="the centre of mass of molecule k (0-based, in the structure's "
+                                                 "molecule order); the region moves with it"),
+    "group": Key("ints", checks=(lambda v: None if min(v) >= 0 else "indices must be >= 0",),
+                 doc="the centre of mass of atoms [i, ...] (0-based); the region moves with them"),
+    "atom": Key("int", checks=(ge(0),), doc="atom i (0-based); the region moves with it"),
+    "point": Key("vec3", doc="a fixed point [x, y, z] (Å); not translation invariant (momentum is not "
+                             "conserved)"),
+}
 
 
 def _level_schema(kind):
     common = {"name": Key("str", None, doc="a label for CSV columns and messages"),
-              "kind": Key("str", choices=LEVEL_KINDS),
+              "kind": Key("str", choices=LEVEL_KINDS, doc="the kind of model: " + ", ".join(LEVEL_KINDS)),
               "region": Key("table", None, doc="where this level applies (every level but the first)"),
               "process": Key("bool", False, doc="evaluate this level in its own process, side by side "
-                                                "with the other levels (hybrid.process.ProcessPotential)")}
-    model_file = Key("path", doc="model file")
+                                                "with the other levels (hybrid.process.ProcessPotential)"),
+              "accept_energy_offset": Key("bool", False, doc="accept that this level and the one below differ "
+                                          f"by more than {ENERGY_OFFSET_THRESHOLD_EV:g} eV on one molecule (different "
+                                          "zeros of energy: a spurious force ~ΔE/width on every molecule crossing "
+                                          "the buffer); by default that stops check and run. Not on the first "
+                                          "level")}
+    dtype = Key("str", "float64", choices=("float64", "float32"), doc="floating-point precision of the model")
     specific = {
-        "mlip": {"file": model_file, "dtype": Key("str", "float64", choices=("float64", "float32"))},
-        "xtb": {"method": Key("str", "GFN2-xTB", choices=("GFN2-xTB", "GFN1-xTB")),
-                "accuracy": Key("float", 1.0, checks=(gt(0),))},
+        "mlip": {"file": Key("path", doc="the model file (hybrid.ml: models/*.pt)"), "dtype": dtype},
+        "xtb": {"method": Key("str", "GFN2-xTB", choices=("GFN2-xTB", "GFN1-xTB"), doc="tblite method"),
+                "accuracy": Key("float", 1.0, checks=(gt(0),), doc="tblite accuracy (smaller is tighter)")},
         "pyscf": {"method": Key("str", doc='e.g. "HF", "B3LYP", "MP2"'),
                   "basis": Key("str", doc='e.g. "6-31g*", "def2-svp"'),
                   "options": Key("table", {}, doc="keyword arguments of PySCFPotential")},
         "delta": {"baseline": Key("table", doc="the baseline level, an inline table with its own kind"),
                   "correction": Key("path", None, doc="the learned correction (an MLIP file)")},
-        "mace": {"file": model_file, "dtype": Key("str", "float64", choices=("float64", "float32"))},
-        "torchani": {"file": model_file},
+        "mace": {"file": Key("path", doc="a MACE model file"), "dtype": dtype},
+        "torchani": {"file": Key("path", doc="a TorchANI model file (torch.save of the model)")},
         "python": {"file": Key("path", doc="a Python file", suffixes=(".py",)),
                    "factory": Key("str", "make_potential", doc="function in the file returning a Potential"),
                    "options": Key("table", {}, doc="keyword arguments of the factory")},
@@ -234,9 +265,12 @@ def _level_schema(kind):
 def _mm_schema():
     return {
         "forcefield": Key("strs", doc='OpenMM ForceField files, e.g. ["amber14-all.xml", "amber14/tip3p.xml"]'),
-        "nonbonded_method": Key("str", "NoCutoff", choices=("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic", "PME")),
+        "nonbonded_method": Key("str", "NoCutoff", choices=("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic", "PME"),
+                                doc="OpenMM nonbonded method of the force field (the periodic ones need a PDB "
+                                    "with a box, CRYST1)"),
         "cutoff_nm": Key("float", 1.0, checks=(gt(0),), doc="nonbonded cutoff (nm) of the cutoff methods"),
-        "center": Key("table", doc="{atom = i}, {group = [i, ...]}, {molecule = k} or {point = [x, y, z]}"),
+        "center": Key("table", doc="centre of the model region, a region-centre form: {molecule = k}, "
+                                   "{group = [i, ...]}, {atom = i} or {point = [x, y, z]}"),
         "radius": Key("float", checks=(gt(0),), doc="model region: molecules with their centre of mass "
                                                      "within this distance (Å) of the centre at step 0"),
     }
@@ -244,38 +278,47 @@ def _mm_schema():
 
 def _md_schema():
     return {
-        "integrator": Key("str", "verlet", choices=("verlet", "langevin")),
+        "integrator": Key("str", "verlet", choices=("verlet", "langevin"),
+                          doc="verlet: NVE (VerletIntegrator); langevin: NVT (LangevinMiddleIntegrator)"),
         "timestep_fs": Key("float", checks=(gt(0), lambda v: None if v <= 10 else "must be <= 10 (fs)"),
                            doc="time step (fs)"),
         "steps": Key("int", checks=(ge(0),), doc="number of MD steps"),
-        "temperature_K": Key("float", 300.0, checks=(ge(0),)),
-        "friction_per_ps": Key("float", None, checks=(gt(0),)),
-        "seed": Key("int", 1, checks=(ge(1), lambda v: None if v < 2**31 else "must be < 2^31")),
-        "initial_velocities": Key("str", "maxwell-boltzmann", choices=("maxwell-boltzmann", "structure", "zero")),
-        "platform": Key("str", "Reference", choices=("Reference", "CPU")),
-        "threads": Key("int", 1, checks=(ge(1),)),
+        "temperature_K": Key("float", 300.0, checks=(ge(0),),
+                             doc="K: of the Maxwell-Boltzmann initial velocities, and of the Langevin bath"),
+        "friction_per_ps": Key("float", None, checks=(gt(0),),
+                               doc="Langevin friction (1/ps); langevin only, default there 1.0"),
+        "seed": Key("int", 1, checks=(ge(1), lambda v: None if v < 2**31 else "must be < 2^31"),
+                    doc="random seed of the initial velocities and of the Langevin noise"),
+        "initial_velocities": Key("str", "maxwell-boltzmann", choices=("maxwell-boltzmann", "structure", "zero"),
+                                  doc="maxwell-boltzmann at temperature_K (exactly, centre of mass at rest), "
+                                      "structure (the file's momenta, extxyz), or zero"),
+        "platform": Key("str", "Reference", choices=("Reference", "CPU"), doc="OpenMM platform"),
+        "threads": Key("int", 1, checks=(ge(1),), doc="threads of OpenMM's CPU platform, torch, BLAS and PySCF"),
     }
 
 
 def _output_schema():
-    out = lambda default: Key("path", default, must_exist=False)  # noqa: E731
+    out = lambda default, doc: Key("path", default, must_exist=False, doc=doc)  # noqa: E731
     return {
-        "directory": Key("path", "output", must_exist=False),
-        "trajectory": Key("path", "trajectory.dcd", must_exist=False, suffixes=TRAJECTORY_SUFFIXES),
-        "trajectory_interval": Key("int", 10, checks=(ge(1),)),
-        "topology": Key("path", "topology.pdb", must_exist=False, suffixes=(".pdb",)),
-        "csv": out("energies.csv"),
-        "report_interval": Key("int", 1, checks=(ge(1),)),
-        "timings": out("timings.csv"),
-        "plot": Key("path", "summary.png", must_exist=False, suffixes=(".png",)),
-        "checkpoint": out("checkpoint.json"),
-        "checkpoint_interval": Key("int", 100, checks=(ge(1),)),
-        "progress": Key("bool", True),
+        "directory": Key("path", "output", must_exist=False,
+                         doc="where the outputs go (relative to the configuration file); created after step 0"),
+        "trajectory": Key("path", "trajectory.dcd", must_exist=False, suffixes=TRAJECTORY_SUFFIXES,
+                          doc="trajectory file, .dcd or .xtc (file names are relative to directory)"),
+        "trajectory_interval": Key("int", 10, checks=(ge(1),), doc="steps between trajectory frames"),
+        "topology": Key("path", "topology.pdb", must_exist=False, suffixes=(".pdb",),
+                        doc="a PDB of the topology and first positions, beside the trajectory"),
+        "csv": out("energies.csv", "energies by layer, temperature, region sizes and calls, per reported step"),
+        "report_interval": Key("int", 1, checks=(ge(1),), doc="steps between rows of csv and timings"),
+        "timings": out("timings.csv", "wall time per reported step: total, PySCF, each level"),
+        "plot": Key("path", "summary.png", must_exist=False, suffixes=(".png",), doc="the summary plot (PNG)"),
+        "checkpoint": out("checkpoint.json", "the checkpoint (`hybrid run --resume` continues from it)"),
+        "checkpoint_interval": Key("int", 100, checks=(ge(1),), doc="steps between checkpoints"),
+        "progress": Key("bool", True, doc="show a progress bar (ns/day, QM share)"),
     }
 
 
 TOP = {"structure": _structure_schema, "levels": None, "md": _md_schema, "output": _output_schema, "mm": _mm_schema}
-TOP_DOC = {"title": Key("str", "")}
+TOP_DOC = {"title": Key("str", "", doc="a title for the summary plot")}
 
 
 class _Checker:
@@ -414,6 +457,8 @@ def _levels(ck: _Checker, levels) -> list:
             ck.error(section, "name", lv["name"], "used by another level; names must be unique")
         names.append(lv["name"])
         region = table.get("region")
+        if i == 1 and lv.get("accept_energy_offset") is True:
+            ck.error(section, "accept_energy_offset", True, "the first (lowest) level has no level below it")
         if i == 1 and region is not None:
             ck.error(section, "region", "{...}", "the first (lowest) level acts on all atoms and takes no region")
         elif i > 1 and region is None:
@@ -437,10 +482,12 @@ def _level(ck: _Checker, table: dict, section: str, prefix: str, top: bool) -> S
     if not top:
         schema.pop("region")
         schema.pop("process")
+        schema.pop("accept_energy_offset")
         if kind == "delta":
             ck.error(section, prefix + "kind", kind, "a Δ-ML baseline cannot itself be a delta level")
             return None
-    foreign = {} if top else {"process": "a baseline runs where its Δ-ML level runs: set process on that level"}
+    foreign = {} if top else {"process": "a baseline runs where its Δ-ML level runs: set process on that level",
+                              "accept_energy_offset": "set it on the Δ-ML level"}
     for other in LEVEL_KINDS:
         for key in _level_schema(other):
             if key not in schema:
@@ -609,3 +656,118 @@ def config_hash(cfg: Section) -> str:
     """
     blob = json.dumps(config_fingerprint(cfg), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# -- the configuration reference (docs/config.md), generated from the schema above -----------------------
+
+def _type_name(key: Key) -> str:
+    names = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "path": "path",
+             "table": "table", "strs": "list of strings", "ints": "list of integers", "vec3": "[x, y, z]"}
+    t = names[key.kind]
+    if key.suffixes:
+        t += " (" + ", ".join(key.suffixes) + ")"
+    if key.choices is not None:
+        t += ": " + " \\| ".join(f"`{_fmt(c)}`" for c in key.choices)
+    return t
+
+
+def _default_text(key: Key) -> str:
+    d = key.default
+    if d is REQUIRED:
+        return "required"
+    if d is None:
+        return "none"
+    return f"`{_fmt(d)}`"
+
+
+def _table(schema: dict) -> str:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, key in schema.items():
+        rows.append(f"| `{name}` | {_type_name(key)} | {_default_text(key)} | {key.doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(rows)
+
+
+def _pyscf_options_table() -> str:
+    """The ``options`` of a pyscf level: PySCFPotential's keyword arguments, meanings from its docstring."""
+    import inspect
+    import re
+
+    from .qm.pyscf_layer import PySCFPotential
+    doc = inspect.getdoc(PySCFPotential) or ""
+    meaning, current = {}, None
+    for line in doc.splitlines():
+        m = re.match(r"^(\w+(?:, \w+)*) : (.*)$", line)
+        if m:
+            current = [n.strip() for n in m.group(1).split(",")]
+            for n in current:
+                meaning[n] = m.group(2).strip()
+        elif current and line.startswith("    "):
+            for n in current:
+                meaning[n] += " " + line.strip()
+        else:
+            current = None
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for k, p in inspect.signature(PySCFPotential.__init__).parameters.items():
+        if k in ("self", "method", "basis", "name"):
+            continue
+        text = meaning.get(k, "").replace("``", "`").replace("|", chr(92) + "|")
+        rows.append(f"| `{k}` | {f'`{_fmt(p.default)}`' if p.default is not None else 'none'} | {text} |")
+    return "\n".join(rows)
+
+
+def reference_tables() -> dict:
+    """{block name: markdown table} of every table of a run file, from the schema :func:`validate` uses.
+
+    Blocks: ``top``, ``structure``, ``levels`` (keys of every level), ``levels.<kind>`` (keys of one kind),
+    ``levels.pyscf.options``, ``region``, ``center``, ``mm``, ``md``, ``output``.
+    """
+    common = ("name", "kind", "region", "process", "accept_energy_offset")
+    out = {"top": _table(TOP_DOC), "structure": _table(_structure_schema())}
+    out["levels"] = _table({k: v for k, v in _level_schema("mlip").items() if k in common})
+    for kind in LEVEL_KINDS:
+        out[f"levels.{kind}"] = _table({k: v for k, v in _level_schema(kind).items() if k not in common})
+    out["levels.pyscf.options"] = _pyscf_options_table()
+    out["region"] = _table(_region_schema())
+    rows = ["| form | value | meaning |", "|---|---|---|"]
+    forms = {"molecule": "k", "group": "[i, ...]", "atom": "i", "point": "[x, y, z]"}
+    for name, key in _CENTER_KINDS.items():
+        rows.append(f"| `{{{name} = {forms[name]}}}` | {_type_name(key)} | {key.doc} |")
+    out["center"] = "\n".join(rows)
+    for name in ("mm", "md", "output"):
+        out[name] = _table(TOP[name]())
+    return out
+
+
+_BLOCK = "<!-- schema: {} -->"
+_END = "<!-- /schema -->"
+
+
+def reference_blocks(text: str) -> dict:
+    """{block name: content} of the generated blocks in a reference document."""
+    import re
+    return {m.group(1): m.group(2).strip("\n") for m in
+            re.finditer(r"<!-- schema: (\S+) -->\n(.*?)<!-- /schema -->", text, flags=re.S)}
+
+
+def write_reference(path) -> bool:
+    """Regenerate the blocks of the reference document ``path``; True if it changed."""
+    import re
+    path = Path(path)
+    text = path.read_text()
+    tables = reference_tables()
+
+    def fill(m):
+        name = m.group(1)
+        if name not in tables:
+            raise KeyError(f"{path}: no schema block {name!r} (known: {', '.join(tables)})")
+        return f"{_BLOCK.format(name)}\n{tables[name]}\n{_END}"
+    new = re.sub(r"<!-- schema: (\S+) -->\n.*?<!-- /schema -->", fill, text, flags=re.S)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":      # python -m hybrid.config docs/config.md  (regenerate the reference's tables)
+    import sys
+    for p in sys.argv[1:]:
+        print(f"{p}: {'updated' if write_reference(p) else 'up to date'}")

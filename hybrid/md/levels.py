@@ -108,6 +108,11 @@ class Model:
     has_qm: bool = False
     regions: list = field(default_factory=list)
 
+    def reset_clocks(self) -> None:
+        """Zero every clock (after the checks before step 0, so that timings count the run alone)."""
+        for c in [*self.clocks.values(), self.qm]:
+            c.total, c.calls = 0.0, 0
+
 
 @dataclass
 class Source:
@@ -259,29 +264,78 @@ def untimed(p: Potential) -> Potential:
     return p
 
 
-def energy_zero_offsets(model: Model, structure, weights) -> list:
-    """ΔE = E_k(m) − E_{k−1}(m) (eV) of each boundary k on one molecule m of its inner region.
+def bare(p: Potential) -> Potential:
+    """The potential inside any :class:`Timed` and :class:`hybrid.process.ProcessPotential` wrappers
+    (evaluated here, in this process)."""
+    from ..process import ProcessPotential
+    while isinstance(p, (Timed, ProcessPotential)):
+        p = p.potential
+    return p
+
+
+def region_system(blend, system, atoms):
+    """The capped, isolated cluster (AtomicSystem) on which ``blend`` evaluates its levels for the
+    region ``atoms`` of ``system``: :class:`couplers.link_atoms.CappedRegion` with the blend's bonds and
+    region charge, as :meth:`couplers.blend.BlendedCorrection._delta` builds it (a periodic system's
+    region is made whole by the minimum image and loses its cell)."""
+    from couplers.link_atoms import CappedRegion
+    from couplers.partition import find_bonds
+    bonds = blend.bonds if blend.bonds is not None else find_bonds(system)
+    charge = blend.region_charge(atoms) if callable(blend.region_charge) else None
+    return CappedRegion(system, np.asarray(atoms, int), bonds, charge=charge).system
+
+
+def energy_zero_offsets(model: Model, structure, weights, system=None, on_error=None) -> list:
+    """ΔE = E_k(m) − E_{k−1}(m) (eV) of each boundary k on one molecule m, as an isolated cluster.
 
     Levels must share their zero of energy: with whole-molecule units the
     blended energy holds c·Σ_u w_u(r_u) for a per-molecule offset c, a radial
     potential whose force c·w'(r) acts on every molecule crossing the buffer
-    (~c/width). Returns [(high name, low name, atoms of m, ΔE or None)];
-    ``weights[k]`` is the boundary's last :class:`couplers.partition.Weights`.
+    (~c/width). m is the first molecule, in the order buffer (largest weight
+    first), inner region, any other (smallest first), whose electronic state
+    (the charge and multiplicity a region of it gets, :func:`region_system`)
+    is possible; the cluster is never periodic, so periodic and ``[mm]`` runs
+    are checked too. Returns [(high name, low name, atoms of m, ΔE or None)];
+    ``weights[k]`` is the boundary's :class:`couplers.partition.Weights` (at step 0),
+    ``system`` the AtomicSystem the model sees (default: the structure's). ``on_error(k, exc)``, if given,
+    is told of a level that fails on m (ΔE is then None); otherwise the error propagates.
     """
     out = []
     pot = model.potential
+    system = structure.system if system is None else system
     for k in range(1, len(model.names)):
-        W = weights[k - 1]
-        inner = [W.units[u] for u in W.inner] if W is not None else []
-        if not inner:
+        W, blend = weights[k - 1], pot.terms[k][1]
+        if W is None:
             out.append((model.names[k], model.names[k - 1], None, None))
             continue
-        atoms = min(inner, key=len)
-        sub = structure.system.subset(atoms)
+        inner, buf = W.inner, W.buffer
+        rest = [u for u in range(len(W.units)) if u not in inner and u not in buf]
+        order = (sorted(buf, key=lambda u: -W.w[u]) + sorted(inner, key=lambda u: len(W.units[u]))
+                 + sorted(rest, key=lambda u: len(W.units[u])))
+        chosen = None
+        for u in order:
+            sub = region_system(blend, system, W.units[u])
+            try:
+                sub.check_spin()
+            except InputError:
+                continue
+            chosen = (np.sort(W.units[u]), sub)
+            break
+        if chosen is None:
+            out.append((model.names[k], model.names[k - 1], None, None))
+            continue
         # evaluate copies: the blend deep-copies its (unused) stateful levels per region, and some
         # engines (tblite) cannot be deep-copied once they hold a wavefunction
-        hi, lo = (copy.deepcopy(untimed(p)) for p in (pot.terms[k][1].high, pot.terms[k][1].low))
-        out.append((model.names[k], model.names[k - 1], atoms, hi.compute(sub).energy - lo.compute(sub).energy))
+        hi, lo = (copy.deepcopy(bare(p)) for p in (blend.high, blend.low))
+        atoms, sub = chosen
+        try:
+            de = hi.compute(sub).energy - lo.compute(sub).energy
+        except Exception as exc:  # noqa: BLE001 - reported through on_error (e.g. an SCF that fails)
+            if on_error is None:
+                raise
+            on_error(k, exc)
+            de = None
+        out.append((model.names[k], model.names[k - 1], atoms, de))
     return out
 
 

@@ -35,6 +35,14 @@ go to a separate CSV (``timings``), so
 that the physics log of a resumed run is byte-identical to an
 uninterrupted one.
 
+Before step 0, :func:`hybrid.md.preflight.preflight` builds the model and the
+OpenMM System and checks them against the structure (elements, basis,
+electron counts, energy zeros, a writable output directory), raising
+:class:`hybrid.config.ConfigError`; step 0 is then evaluated, and only then
+are the output directory and files created, so a run that cannot start leaves
+nothing behind. Langevin runs report no total-energy drift (the bath exchanges
+energy): the summary gives the mean temperature instead.
+
 Checkpoints (:mod:`hybrid.md.checkpoint`) every ``checkpoint_interval``
 steps, at step 0 and at the last step; outputs are fsynced first and their
 sizes recorded, and ``resume=True`` cuts them back to those sizes
@@ -48,7 +56,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -57,10 +64,8 @@ from ..config import ConfigError, Section, changed_settings, config_fingerprint
 from ..errors import HybridError, InputError
 from . import checkpoint
 from .interrupts import StopRequests
-from .levels import FiniteGuard, build_model
 from .outputs import CSVLog, Trajectory, read_csv, write_topology_pdb
 from .plot import plot_summary
-from .structure import load_structure
 
 
 class RunFailed(HybridError, RuntimeError):
@@ -90,6 +95,9 @@ class RunSummary:
     drift_meV_per_ps: float | None
     files: dict = field(default_factory=dict)
     resumed: bool = False
+    integrator: str = "verlet"
+    mean_T_K: float | None = None
+    bath_K: float | None = None
 
     def text(self) -> str:
         lines = [f"steps {self.first_step} -> {self.last_step} ({self.steps} this session"
@@ -98,7 +106,11 @@ class RunSummary:
         if self.level_s:
             lines.append("time in levels (s, incl. region calls): " +
                          ", ".join(f"{k} {v:.1f}" for k, v in self.level_s.items()))
-        if self.drift_meV is not None:
+        if self.integrator == "langevin":
+            lines.append("NVT (Langevin): the thermostat exchanges energy with the bath, so no total-energy drift "
+                         "is reported" + (f"; mean T {self.mean_T_K:.1f} K (bath {self.bath_K:g} K)"
+                                          if self.mean_T_K is not None else ""))
+        elif self.drift_meV is not None:
             lines.append(f"total-energy drift: max |E_tot - E_tot(0)| = {self.drift_meV:.3g} meV"
                          + (f", slope {self.drift_meV_per_ps:+.3g} meV/ps" if self.drift_meV_per_ps is not None
                             else ""))
@@ -123,51 +135,18 @@ class Runner:
         self.source = cfg["path"].name if cfg.get("path") else "config.toml"
 
     # -- setup ------------------------------------------------------------------------
-    def _threads(self) -> None:
-        from ..threads import apply
-        n = self.cfg["md"]["threads"]
-        apply({"torch": n, "blas": n, **({"pyscf": n} if self.model.has_qm else {})})
-
     def _build(self) -> None:
-        cfg, md = self.cfg, self.cfg["md"]
-        st = cfg["structure"]
-        try:
-            self.structure = load_structure(st["file"], st["charge"], st["multiplicity"], st["molecules"])
-        except InputError as exc:
-            raise ConfigError([f"{self.source}: [structure] file = \"{st['file']}\": {exc}"]) from None
-        mm = cfg.get("mm")
-        if mm:
-            from . import mm as mm_layer
-            inner = mm_layer.model_region(mm, self.structure, self.source)
-            self.model_structure = mm_layer.sub_structure(self.structure, inner)
-            self.model = build_model(mm_layer.remap_levels(cfg, self.structure, inner, self.source),
-                                     self.model_structure)
-        else:
-            self.model_structure = self.structure
-            self.model = build_model(cfg, self.structure)
-        self._threads()
+        """Everything before step 0, checked (:func:`hybrid.md.preflight.preflight`), and the Context."""
         import openmm
 
-        from couplers.openmm_force import PotentialForce
-        s = self.structure.system
-        self.n = len(s)
-        if mm:
-            from couplers.mixed_system import create_mixed_system
-            base = cfg["path"].parent if cfg.get("path") else Path(".")
-            mixed = create_mixed_system(self.structure.topology, mm_layer.mm_system(mm, self.structure, base,
-                                                                                    self.source),
-                                        ml_atoms=inner, ml_potential=FiniteGuard(self.model.potential), reuse=True)
-            omm, self.force = mixed.system, mixed.forces["ml"]
-        else:
-            omm = openmm.System()
-            for m in self.structure.masses:
-                omm.addParticle(float(m))
-            if s.periodic:
-                omm.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(v / units.NM)) for v in s.cell])
-            self.force = PotentialForce(FiniteGuard(self.model.potential), np.arange(self.n), s.numbers,
-                                        charge=s.charge, multiplicity=s.multiplicity, reuse=True,
-                                        periodic=bool(s.periodic), name="hybrid")
-            self.force.add_to(omm)
+        from .preflight import preflight
+        md = self.cfg["md"]
+        pre = preflight(self.cfg, stream=self.stream)
+        self.preflight = pre
+        self.structure, self.model_structure, self.model = pre.structure, pre.model_structure, pre.model
+        self.offsets = pre.offsets
+        omm, self.force = pre.omm, pre.force
+        self.n = len(self.structure.system)
         dt_ps = md["timestep_fs"] / units.PS
         if md["integrator"] == "verlet":
             integ = openmm.VerletIntegrator(dt_ps)
@@ -263,14 +242,17 @@ class Runner:
     # -- the run --------------------------------------------------------------------------
     def run(self) -> RunSummary:
         cfg, md, out = self.cfg, self.cfg["md"], self.cfg["output"]
+        if not self.resume and out["checkpoint"].exists() and not self.overwrite:
+            raise InputError(f"{out['checkpoint']} exists: a run already writes to {out['directory']}; "
+                             "continue it with --resume or start again with --overwrite")
         self._build()
-        out["directory"].mkdir(parents=True, exist_ok=True)
         cols, tcols = self._columns()
         ti, ri, ci = out["trajectory_interval"], out["report_interval"], out["checkpoint_interval"]
         self.stats = {"wall_s": 0.0, "qm_s": 0.0}
         self.t_start = time.perf_counter()
         self._last_qm, self._last_level = 0.0, {k: 0.0 for k in self.model.clocks}
         self._fingerprint = config_fingerprint(cfg)
+        t_session = time.perf_counter()       # the session's wall time includes step 0's evaluation
         if self.resume:
             payload = checkpoint.load(out["checkpoint"])
             self._check_resume(payload)
@@ -284,34 +266,33 @@ class Runner:
                                    resume=(sizes["trajectory"], payload["trajectory_frames"]))
             self.checkpoint_step = start
         else:
-            if out["checkpoint"].exists() and not self.overwrite:
-                raise InputError(f"{out['checkpoint']} exists: a run already writes to {out['directory']}; "
-                                 "continue it with --resume or start again with --overwrite")
             start = 0
             pos_nm = self.structure.system.positions / units.NM
             self.context.setPositions(pos_nm)
             self.context.setVelocities(self._initial_velocities())
             self.context.setTime(0.0)
             self.context.setStepCount(0)
+            self.checkpoint_step = -1
+            t0 = time.perf_counter()
+            state0 = self._state(0, positions=True)        # step 0 is evaluated before any output exists
+            wall0 = time.perf_counter() - t0
+            out["directory"].mkdir(parents=True, exist_ok=True)
             write_topology_pdb(out["topology"], self.structure.topology, pos_nm)
             self.csv = CSVLog(out["csv"], cols)
             self.timings = CSVLog(out["timings"], tcols)
             self.traj = Trajectory(out["trajectory"], self.structure.topology, self.dt_ps, ti)
-            self.checkpoint_step = -1
         n_steps = md["steps"]
         step = start
         last_reported = start
         stop = StopRequests()
         try:
             bar = self._bar(start, n_steps)
-            t_session = time.perf_counter()
             try:
                 stop.install()
                 if not self.resume:
-                    state = self._state(0, positions=True)
-                    self._check_energy_zeros()
+                    state = state0
                     self.csv.write(self._row(0, state))
-                    self.timings.write(self._timing_row(0, time.perf_counter() - t_session))
+                    self.timings.write(self._timing_row(0, wall0))
                     self.traj.write(state.getPositions(asNumpy=True))
                     self._sync_and_checkpoint(0)
                 t_prev = time.perf_counter()
@@ -372,26 +353,6 @@ class Runner:
                              f"{payload['step']} ({out['checkpoint']}); a resumed run can only go on "
                              f"(steps >= {payload['step']})")
 
-    def _check_energy_zeros(self, threshold_eV: float = 0.5) -> None:
-        """Warn when two adjacent levels differ by more than ``threshold_eV`` on one molecule."""
-        from .levels import energy_zero_offsets
-        blends = [t[1] for t in self.model.potential.terms[1:]]
-        try:
-            offsets = energy_zero_offsets(self.model, self.model_structure, [b.last_weights for b in blends])
-        except HybridError as exc:
-            print(f"warning: energy-zero check skipped: {exc}", file=self.stream)
-            return
-        self.offsets = offsets
-        for (hi, lo, atoms, de), blend in zip(offsets, blends):
-            if de is None or abs(de) <= threshold_eV:
-                continue
-            width = blend.partitioner.width
-            force = f" ≈ {abs(de) / width:.3g} eV/Å" if width > 0 else ""
-            print(f"warning: levels \"{hi}\" and \"{lo}\" differ by {de:+.4g} eV on one molecule (atoms "
-                  f"{atoms.tolist()}): their zeros of energy differ, so a molecule crossing this boundary's buffer "
-                  f"(width {width:g} Å) feels a spurious force ~|ΔE|/width{force}. Use levels that share a "
-                  "reference (an MLIP or Δ-ML trained on the higher level's energies).", file=self.stream)
-
     def _step(self, step: int) -> None:
         prev = self.force.last_error
         try:
@@ -433,7 +394,9 @@ class Runner:
                     w.close()
         if plot and self.cfg["output"]["csv"].exists():
             try:
-                plot_summary(self.cfg["output"]["csv"], self.cfg["output"]["plot"], self.cfg.get("title", ""))
+                md = self.cfg["md"]
+                plot_summary(self.cfg["output"]["csv"], self.cfg["output"]["plot"], self.cfg.get("title", ""),
+                             integrator=md["integrator"], bath_K=md["temperature_K"])
             except Exception as exc:  # a plot must never hide the run's own outcome
                 print(f"warning: summary plot not written: {type(exc).__name__}: {exc}", file=self.stream)
 
@@ -457,8 +420,11 @@ class Runner:
         steps = stop - start
         ns_day = steps * self.cfg["md"]["timestep_fs"] * 1e-6 / (wall / 86400.0) if wall > 0 and steps else 0.0
         d = read_csv(self.cfg["output"]["csv"])
-        drift = slope = None
-        if d and len(d["step"]) > 1:
+        drift = slope = mean_t = None
+        nve = self.cfg["md"]["integrator"] == "verlet"     # Langevin (NVT) does not conserve E_total
+        if d and len(d["step"]) and not nve:
+            mean_t = float(np.mean(d["T_K"]))
+        if d and len(d["step"]) > 1 and nve:
             de = (d["E_total_eV"] - d["E_total_eV"][0]) * 1e3
             drift = float(np.abs(de).max())
             if d["time_fs"][-1] > d["time_fs"][0] and len(de) > 2:
@@ -466,7 +432,8 @@ class Runner:
         out = self.cfg["output"]
         files = {k: str(out[k]) for k in ("csv", "plot", "trajectory", "topology", "timings", "checkpoint")}
         return RunSummary(start, stop, steps, wall, ns_day, self.model.qm.total / wall if wall > 0 else 0.0,
-                          {k: c.total for k, c in self.model.clocks.items()}, drift, slope, files, self.resume)
+                          {k: c.total for k, c in self.model.clocks.items()}, drift, slope, files, self.resume,
+                          self.cfg["md"]["integrator"], mean_t, self.cfg["md"]["temperature_K"])
 
 
 def run(cfg: Section, **kwargs) -> RunSummary:

@@ -49,9 +49,11 @@ class PySCFPotential(Potential):
     basis : any PySCF basis name or dict.
     charge, multiplicity : override the system's (default: take the system's).
     density_fit : RI for J/K (HF and DFT only); ``auxbasis`` picks the basis.
+    auxbasis : the auxiliary basis of density fitting (default: PySCF's choice for the basis).
     grids_level : DFT integration grid level (PySCF 0-9).
     grid_response : include the grid-weight derivatives in DFT gradients.
     conv_tol : SCF energy convergence (Hartree).
+    max_cycle : SCF iterations per step of the rescue ladder.
     extrapolation : order of the density extrapolation (0: previous density;
         default 3, cubic: on a water trimer at 0.5 fs it needs ~0.8 fewer SCF
         cycles per step than quadratic; the SCF always converges to conv_tol
@@ -59,6 +61,8 @@ class PySCFPotential(Potential):
     conv_check : run PySCF's extra SCF cycle after convergence (default off:
         convergence is already judged by |ΔE| < conv_tol and the orbital
         gradient < sqrt(conv_tol); the check costs one more Fock build per call).
+    max_memory : PySCF's memory limit (MB).
+    verbose : PySCF's log level (0: silent).
     """
 
     stateful = True   # warm starts: blends give each region its own copy

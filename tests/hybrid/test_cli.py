@@ -8,6 +8,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import ase
 import ase.io
 import pytest
 
@@ -330,3 +331,191 @@ def test_version_and_a_closed_pipe(tmp_path):
     finally:
         os.close(w)
     assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, res.stderr
+
+
+# -- what step 0 would find, found by `hybrid check` and `hybrid run` before any output exists -------------
+
+def _structure(d: Path, extra=(), drop=()):
+    """3 waters (atoms O H H each) as w.xyz, plus ``extra`` atoms [(symbol, (x, y, z))], minus atoms ``drop``."""
+    atoms = water_cluster(3, spacing=2.9, seed=3).to_ase()
+    del atoms[[i for i in drop]]
+    for sym, pos in extra:
+        atoms += ase.Atoms(sym, [pos])
+    ase.io.write(d / "w.xyz", atoms, format="extxyz")
+
+
+def _level(name, kind, region=None, **keys):
+    lines = ["[[levels]]", f'name = "{name}"', f'kind = "{kind}"']
+    lines += [f"{k} = {v}" for k, v in keys.items()]
+    if region is not None:
+        lines += ["[levels.region]", f"center = {{molecule = {region}}}", "r_inner = 1.0", "width = 0.5"]
+    return "\n".join(lines) + "\n"
+
+
+def _config(d: Path, levels: str, structure_extra: str = "", output: str = "") -> Path:
+    (d / "config.toml").write_text(f"""
+[structure]
+file = "w.xyz"
+{structure_extra}
+
+{levels}
+[md]
+timestep_fs = 0.5
+steps = 2
+
+[output]
+progress = false
+{output}
+""")
+    return d / "config.toml"
+
+
+def _tree(d: Path) -> dict:
+    return {str(p.relative_to(d)): (p.is_dir(), p.stat().st_size if p.is_file() else 0) for p in d.rglob("*")}
+
+
+def _check_and_run(cfg: Path, capsys) -> list:
+    """[(command, exit code, stderr)] of `hybrid check` and `hybrid run` on cfg; asserts neither created
+    or changed a file in the configuration's directory."""
+    out = []
+    for cmd in (["check"], ["run", "--no-progress"]):
+        before = _tree(cfg.parent)
+        code = main(cmd + [str(cfg)])
+        err = capsys.readouterr().err
+        assert _tree(cfg.parent) == before, f"{cmd[0]} created or changed files"
+        out.append((cmd[0], code, err))
+    return out
+
+
+WATER_PT = "water.pt"       # the shipped GFN2-xTB water MLIP (H, O), copied beside the configuration
+
+BAD_INPUTS = {
+    # an MLIP that knows H and O, on a structure with a sodium atom
+    "unknown element (lowest level)": (
+        dict(extra=[("Na", (5.0, 0.0, 0.0))]),
+        _level("ml", "mlip", file=f'"{WATER_PT}"'), "",
+        'config.toml: [[levels]] #1 file = "water.pt": atom 9 is Na, an element this model does not know '
+        '(it knows H, O); level "ml" acts on all atoms'),
+    # GFN2-xTB everywhere (knows C), the H,O MLIP over a region centred on a methane-like CH2 fragment's C
+    "unknown element (region level)": (
+        dict(extra=[("C", (4.0, 0.0, 0.0)), ("H", (4.63, 0.89, 0.0)), ("H", (4.63, -0.89, 0.0))]),
+        _level("xtb", "xtb") + _level("ml", "mlip", region=3, file=f'"{WATER_PT}"'), "",
+        'config.toml: [[levels]] #2 file = "water.pt": atom 9 is C, an element this model does not know '
+        '(it knows H, O); level "ml" acts on the region of [[levels]] #2 at step 0'),
+    # a hydroxyl radical (a water without its last H): 17 electrons, default multiplicity 1
+    "odd electron count, default multiplicity": (
+        dict(drop=[8]),
+        _level("hf", "pyscf", method='"HF"', basis='"sto-3g"'), "",
+        'config.toml: [structure] multiplicity (default: 1): level "hf" (kind = "pyscf") on all 8 atoms sees '
+        '29 electrons (sum of Z 29, charge 0), which cannot have multiplicity 1 (2S = 0 must have the parity of '
+        'the electron count); set [structure] multiplicity (2S+1) or [structure] charge'),
+    # the radical's doublet is the whole system's; a QM region on a closed-shell water inherits it
+    "region inherits an impossible multiplicity": (
+        dict(drop=[8]),
+        _level("ml", "mlip", file=f'"{WATER_PT}"')
+        + _level("hf", "pyscf", region=0, method='"HF"', basis='"sto-3g"', accept_energy_offset="true"),
+        "multiplicity = 2",
+        'config.toml: [[levels]] #2 region: level "hf" (kind = "pyscf") sees 10 electrons (sum of Z 10, charge 0), '
+        'which cannot have multiplicity 2 (2S = 1 must have the parity of the electron count) on a region call at '
+        'step 0 (atoms [0, 1, 2], H2O; charge 0 and multiplicity 2 from [structure] charge / [structure] '
+        'multiplicity, which every region takes); change [structure] charge / [structure] multiplicity, or give '
+        'the level its own state: [[levels]] #2 options.multiplicity / options.charge'),
+    "unknown basis": (
+        dict(),
+        _level("hf", "pyscf", method='"HF"', basis='"6-31gxx"'), "",
+        'config.toml: [[levels]] #1 basis = "6-31gxx": PySCF has no such basis for O (KeyError: 631gxx); level '
+        '"hf" acts on all atoms (atom 0 is O)'),
+    "unknown functional": (
+        dict(),
+        _level("dft", "pyscf", method='"B3LYPP"', basis='"sto-3g"'), "",
+        'config.toml: [[levels]] #1 method = "B3LYPP": PySCF does not know the method or functional \'B3LYPP\''),
+    # an MLIP on GFN2-xTB's zero of energy under HF/STO-3G: ~1900 eV apart per water
+    "mismatched energy zeros": (
+        dict(),
+        _level("ml", "mlip", file=f'"{WATER_PT}"') + _level("hf", "pyscf", region=0, method='"HF"',
+                                                              basis='"sto-3g"'), "",
+        'config.toml: [[levels]] #2 "hf" over "ml": levels "hf" and "ml" differ by -1902 eV on one molecule '
+        '(atoms [0, 1, 2], as an isolated cluster): their zeros of energy differ by more than 0.5 eV, so a '
+        'molecule crossing this boundary\'s buffer (width 0.5 Å) feels a spurious force ~|ΔE|/width ≈ 3.8e+03 '
+        'eV/Å. Use levels that share a reference (an MLIP or Δ-ML trained on the higher level\'s energies), or '
+        'set accept_energy_offset = true in [[levels]] #2 to run anyway'),
+    # the output directory's parent is a regular file (root ignores chmod, so no read-only directory)
+    "output directory under a file": (
+        dict(),
+        _level("ml", "mlip", file=f'"{WATER_PT}"'), "",
+        'config.toml: [output] directory = "blocker/out": cannot be created: {d}/blocker is a file, not a '
+        'directory'),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_exit_2_from_check_and_run_before_any_output(tmp_path, capsys, case):
+    """Each bad input: `hybrid check` and `hybrid run` exit 2 with the same message, and create nothing."""
+    import shutil
+    structure, levels, structure_extra, expected = BAD_INPUTS[case]
+    _structure(tmp_path, **structure)
+    shutil.copyfile(MLIP, tmp_path / WATER_PT)
+    output = ""
+    if case == "output directory under a file":
+        (tmp_path / "blocker").write_text("a file\n")
+        output = 'directory = "blocker/out"'
+    cfg = _config(tmp_path, levels, structure_extra, output)
+    expected = expected.format(d=tmp_path)
+    results = _check_and_run(cfg, capsys)
+    print(f"| {case} | `{expected}` | {results[0][1]} | {results[1][1]} | no |")
+    for cmd, code, err in results:
+        assert code == 2, (cmd, err)
+        assert expected in err.splitlines(), (cmd, err)
+    assert not (tmp_path / "output").exists()
+
+
+def test_accept_energy_offset_lets_check_and_run_go_on(tmp_path, capsys):
+    """The mismatched levels above with accept_energy_offset = true: a warning, exit 0, outputs written."""
+    import shutil
+    _structure(tmp_path)
+    shutil.copyfile(MLIP, tmp_path / WATER_PT)
+    cfg = _config(tmp_path, _level("ml", "mlip", file=f'"{WATER_PT}"') + _level(
+        "hf", "pyscf", region=0, method='"HF"', basis='"sto-3g"', accept_energy_offset="true"))
+    assert main(["check", str(cfg)]) == 0
+    io = capsys.readouterr()
+    assert 'warning: config.toml: [[levels]] #2 accept_energy_offset = true: levels "hf" and "ml" differ by -1902 ' \
+           'eV on one molecule' in io.err
+    assert "energy zeros: hf - ml = -1902 eV on one molecule (3 atoms)" in io.out
+    assert not (tmp_path / "output").exists()                      # check writes nothing
+    assert main(["run", "--no-progress", str(cfg)]) == 0
+    assert "accept_energy_offset = true" in capsys.readouterr().err
+    assert (tmp_path / "output" / "energies.csv").exists()
+    cfg.write_text(cfg.read_text().replace('name = "ml"\nkind = "mlip"', 'name = "ml"\nkind = "mlip"\n'
+                                           'accept_energy_offset = true'))
+    assert main(["check", str(cfg)]) == 2
+    assert "config.toml: [[levels]] #1 accept_energy_offset = true: the first (lowest) level has no level below it" \
+        in capsys.readouterr().err.splitlines()
+
+
+def test_check_exits_1_when_step_0_fails_like_run(tmp_path, capsys):
+    """An SCF that cannot converge at step 0: `hybrid check` reports it as `hybrid run` does (exit 1), and
+    neither creates an output."""
+    _structure(tmp_path)
+    cfg = _config(tmp_path, _level("hf", "pyscf", method='"HF"', basis='"sto-3g"',
+                                   options="{conv_tol = 1e-12, max_cycle = 1}"))
+    results = _check_and_run(cfg, capsys)
+    for cmd, code, err in results:
+        assert code == 1, (cmd, err)
+        assert "step 0 (t = 0.00 fs): the potential failed: SCFConvergenceError: hf: SCF did not converge" in err
+    assert not (tmp_path / "output").exists()
+
+
+def test_buffer_overflow_at_step_0_exits_2_naming_max_buffer(tmp_path, capsys):
+    """Two waters in the buffer at step 0 with max_buffer = 1 and on_overflow = "error" (the default)."""
+    import shutil
+    _structure(tmp_path)
+    shutil.copyfile(MLIP, tmp_path / WATER_PT)
+    levels = (_level("ml", "mlip", file=f'"{WATER_PT}"') + _level("ml2", "mlip", region=0, file=f'"{WATER_PT}"')
+              ).replace("width = 0.5", "width = 4.0\nmax_buffer = 1")
+    cfg = _config(tmp_path, levels)
+    for cmd, code, err in _check_and_run(cfg, capsys):
+        assert code == 2, (cmd, err)
+        assert 'config.toml: [[levels]] #2 region.max_buffer = 1: 2 molecules lie in the buffer at step 0 (product ' \
+               'partitions would need 4 region calls); raise max_buffer, narrow the buffer (width) or set ' \
+               'region.on_overflow = "sorted"' in err.splitlines(), err
+    assert not (tmp_path / "output").exists()

@@ -149,3 +149,54 @@ def test_hash_ignores_steps_but_not_physics_or_input_files(cfgdir):
     ase.io.write(cfgdir / "w3.xyz", atoms, format="extxyz")
     cfg = load_config(write(cfgdir, BASE))
     assert cfg.hash != h and config_hash(cfg) == cfg.hash
+
+
+def test_reference_document_matches_the_schema():
+    """docs/config.md (linked from the README) documents every key of the schema the code validates with,
+    with its type and default, and no key the schema does not have."""
+    import re
+
+    from hybrid import config as C
+    doc = (ROOT / "docs" / "config.md").read_text()
+    assert "docs/config.md" in (ROOT / "README.md").read_text()
+    blocks = C.reference_blocks(doc)
+    tables = C.reference_tables()
+    assert set(blocks) == set(tables)                                  # every table, no stray one
+    for name, table in tables.items():
+        assert blocks[name] == table, f"{name}: regenerate with python -m hybrid.config docs/config.md"
+    # independently of the generator: the keys in each block are exactly the schema's, each with a meaning
+    schemas = {"top": C.TOP_DOC, "structure": C._structure_schema(), "region": C._region_schema(),
+               "mm": C._mm_schema(), "md": C._md_schema(), "output": C._output_schema()}
+    common = {"name", "kind", "region", "process", "accept_energy_offset"}
+    schemas["levels"] = {k: v for k, v in C._level_schema("mlip").items() if k in common}
+    for kind in C.LEVEL_KINDS:
+        schemas[f"levels.{kind}"] = {k: v for k, v in C._level_schema(kind).items() if k not in common}
+        assert f'`kind = "{kind}"`' in doc
+    for name, schema in schemas.items():
+        cell = r"((?:[^|\\]|\\\|)+)"                                    # a cell: no | but an escaped \|
+        rows = re.findall(rf"^\| `(\w+)` \| {cell} \| {cell} \| (.+) \|$", blocks[name], flags=re.M)
+        assert [r[0] for r in rows] == list(schema), name
+        for key, type_, default, meaning in rows:
+            spec = schema[key]
+            assert meaning.strip(), f"{name}.{key}: no meaning"
+            expected = "required" if spec.default is C.REQUIRED else "none" if spec.default is None else \
+                f"`{C._fmt(spec.default)}`"
+            assert default == expected, (name, key, default)
+            if spec.choices:
+                assert all(f"`{C._fmt(c)}`" in type_ for c in spec.choices), (name, key)
+    forms = re.findall(r"^\| `\{(\w+) = ", blocks["center"], flags=re.M)
+    assert forms == list(C._CENTER_KINDS) == ["molecule", "group", "atom", "point"]
+    import inspect
+
+    from hybrid.qm.pyscf_layer import PySCFPotential
+    options = re.findall(r"^\| `(\w+)` \|", blocks["levels.pyscf.options"], flags=re.M)
+    assert options == [k for k in inspect.signature(PySCFPotential.__init__).parameters
+                       if k not in ("self", "method", "basis", "name")]
+
+
+def test_every_key_has_a_meaning():
+    from hybrid import config as C
+    schemas = [C.TOP_DOC, C._structure_schema(), C._region_schema(), C._mm_schema(), C._md_schema(),
+               C._output_schema(), C._CENTER_KINDS] + [C._level_schema(k) for k in C.LEVEL_KINDS]
+    missing = [k for s in schemas for k, v in s.items() if not v.doc.strip()]
+    assert missing == []

@@ -333,6 +333,7 @@ kind = "pyscf"
 method = "HF"
 basis = "sto-3g"
 options = {{conv_tol = 1e-9}}
+accept_energy_offset = true     # the MLIP is on GFN2-xTB's zero of energy, ~1900 eV per water from HF's
 [levels.region]
 center = {{molecule = 0}}
 r_inner = 1.0
@@ -347,7 +348,7 @@ progress = false
 """
 
 
-def test_pyscf_level_time_share_and_energy_zero_warning(tmp_path, inputs):
+def test_pyscf_level_time_share_and_accepted_energy_offset(tmp_path, inputs):
     import io
 
     import pyscf
@@ -363,8 +364,9 @@ def test_pyscf_level_time_share_and_energy_zero_warning(tmp_path, inputs):
     assert (t["pyscf_s"] > 0).all() and np.allclose(t["pyscf_s"], t["level_hf_s"], rtol=0.2)
     d = read_csv(tmp_path / "output" / "energies.csv")
     assert d["high_calls_hf"].tolist() == [1] * 4
-    # an MLIP on GFN2-xTB energies below HF: ~2000 eV apart per water, which the run points out
-    assert 'warning: levels "hf" and "ml" differ by' in log.getvalue()
+    # an MLIP on GFN2-xTB energies below HF: ~1900 eV apart per water; accepted, and still pointed out
+    assert 'warning: config.toml: [[levels]] #2 accept_energy_offset = true: levels "hf" and "ml" differ by -19' \
+        in log.getvalue()
     assert "spurious force" in log.getvalue()
 
 
@@ -423,5 +425,79 @@ def test_real_scf_failure_at_the_first_step(tmp_path, inputs):
                                         r"hf: SCF did not converge \(conv_tol 1e-12, max_cycle 1\)") as exc:
         Runner(load_config(tmp_path / "config.toml")).run()
     assert exc.value.checkpoint_step == -1 and "no checkpoint was written" in str(exc.value)
-    assert (tmp_path / "output" / "energies.csv").read_text().count("\n") == 1      # the header alone
-    assert not (tmp_path / "output" / "checkpoint.json").exists()
+    assert not (tmp_path / "output").exists()          # step 0 is evaluated before any output is created
+
+
+def test_langevin_reports_no_total_energy_drift(tmp_path, setup):
+    """NVT: the summary and the plot report no total-energy drift (the bath exchanges energy); NVE does."""
+    from hybrid.md.plot import summary_figure
+    nvt = run(setup(tmp_path / "nvt", steps=20, integrator="langevin"))
+    assert nvt.drift_meV is None and nvt.drift_meV_per_ps is None
+    text = nvt.text()
+    assert "total-energy drift:" not in text and "no total-energy drift is reported" in text
+    d = read_csv(tmp_path / "nvt" / "output" / "energies.csv")
+    assert nvt.mean_T_K == pytest.approx(float(np.mean(d["T_K"])), rel=0, abs=1e-9)
+    fig = summary_figure(d, integrator="langevin", bath_K=300.0)
+    b = next(a for a in fig.axes if a.get_label() == "b")
+    assert "drift:" not in b.get_title() and "no drift" in b.get_title()
+    assert np.allclose(b.lines[0].get_ydata(), (d["E_pot_eV"] - d["E_pot_eV"][0]) * 1e3, rtol=0, atol=1e-9)
+    nve = run(setup(tmp_path / "nve", steps=20))
+    assert nve.drift_meV is not None and "total-energy drift: max |E_tot - E_tot(0)|" in nve.text()
+    fig = summary_figure(read_csv(tmp_path / "nve" / "output" / "energies.csv"))
+    assert next(a for a in fig.axes if a.get_label() == "b").get_title().startswith("NVE total-energy drift: ")
+
+
+def test_plot_region_call_lines_are_visible(tmp_path, setup):
+    """The region calls per step have their own panel from 0: a solid line, wide enough, opaque, holding the
+    CSV's counts, inside the axis limits (they used to be a thin dotted line on a twin axis, drawn over the
+    membership lines)."""
+    import matplotlib.pyplot as plt
+
+    from hybrid.md.plot import summary_figure
+    run(setup(tmp_path, steps=10))
+    d = read_csv(tmp_path / "output" / "energies.csv")
+    fig = summary_figure(d)
+    e = next(a for a in fig.axes if a.get_label() == "e")
+    line, = [ln for ln in e.lines if ln.get_label() == "high: region calls"]
+    assert line.get_visible() and line.get_linestyle() == "-" and line.get_linewidth() >= 1.5
+    assert line.get_alpha() is None or line.get_alpha() >= 0.9
+    assert np.array_equal(line.get_ydata(), d["high_calls_high"]) and d["high_calls_high"].min() == 4
+    lo, hi = e.get_ylim()
+    assert lo == 0.0 and hi > d["high_calls_high"].max() + 0.4                 # not on the frame
+    assert all(ln.get_label() != "high: region calls" for a in fig.axes if a is not e for ln in a.lines)
+    plt.close(fig)
+
+
+def test_energy_zero_check_runs_on_periodic_systems(tmp_path, inputs):
+    """A periodic box (extxyz with a cell): the HF level runs on an isolated cluster of one molecule, so the
+    energy-zero check is done (it used to be skipped, blaming PySCF's periodic support) and stops the run
+    before any output; accepted on purpose, the offset is the cluster's, as in the non-periodic run."""
+    import pyscf
+
+    from hybrid.config import ConfigError
+    from hybrid.md.preflight import preflight
+    pyscf.lib.num_threads(1)
+    atoms = ase.io.read(inputs / "w3.xyz")
+    atoms.center(vacuum=4.0)
+    atoms.pbc = True
+    ase.io.write(tmp_path / "w3.xyz", atoms, format="extxyz")
+    text = QM_CONFIG.replace("accept_energy_offset = true", "")
+    (tmp_path / "config.toml").write_text(text)
+    cfg = load_config(tmp_path / "config.toml")
+    with pytest.raises(ConfigError, match=r'\[\[levels\]\] #2 "hf" over "ml": levels "hf" and "ml" differ by -19\d\d '
+                                          r"eV on one molecule \(atoms \[\d, \d, \d\], as an isolated cluster\)"):
+        Runner(cfg, progress=False).run()
+    assert not (tmp_path / "output").exists()
+    (tmp_path / "config.toml").write_text(QM_CONFIG)
+    pre = preflight(load_config(tmp_path / "config.toml"), stream=__import__("io").StringIO())
+    assert pre.system.periodic and pre.offsets[0][3] is not None
+    atoms_m, de = pre.offsets[0][2], pre.offsets[0][3]
+    # the same molecule outside the box: the same offset to within the SCF tolerance
+    flat = ase.io.read(tmp_path / "w3.xyz")
+    flat.pbc = False
+    flat.cell = None
+    ase.io.write(tmp_path / "flat.xyz", flat, format="extxyz")
+    (tmp_path / "config.toml").write_text(QM_CONFIG.replace('file = "w3.xyz"', 'file = "flat.xyz"'))
+    ref = preflight(load_config(tmp_path / "config.toml"), stream=__import__("io").StringIO())
+    assert not ref.system.periodic and list(ref.offsets[0][2]) == list(atoms_m)
+    assert abs(ref.offsets[0][3] - de) < 1e-6

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MLIP = ROOT / "models" / "water_gfn2xtb.pt"
 
 
-def write_water_pdb(path, n_waters=8, box_nm=1.2):
-    """The n waters of a TIP3P box nearest its centre, as a non-periodic PDB."""
+def write_water_pdb(path, n_waters=8, box_nm=1.2, keep_box_nm=None):
+    """The n waters of a TIP3P box nearest its centre, as a non-periodic PDB (``keep_box_nm``: periodic,
+    with a cubic box of that edge)."""
     ff = app.ForceField("amber14/tip3p.xml")
     m = app.Modeller(app.Topology(), [])
     m.addSolvent(ff, boxSize=openmm.Vec3(box_nm, box_nm, box_nm) * unit.nanometer)
@@ -26,7 +27,9 @@ def write_water_pdb(path, n_waters=8, box_nm=1.2):
     d = [np.linalg.norm(pos[next(r.atoms()).index] - box_nm / 2) for r in res]
     keep = set(np.argsort(d)[:n_waters].tolist())
     m.delete([r for k, r in enumerate(res) if k not in keep])
-    m.topology.setPeriodicBoxVectors(None)
+    m.topology.setPeriodicBoxVectors(None if keep_box_nm is None else
+                                     [openmm.Vec3(keep_box_nm, 0, 0), openmm.Vec3(0, keep_box_nm, 0),
+                                      openmm.Vec3(0, 0, keep_box_nm)] * unit.nanometer)
     with open(path, "w") as fh:
         app.PDBFile.writeFile(m.topology, m.positions, fh)
 
@@ -124,3 +127,36 @@ def test_mm_table_errors(tmp_path, pdb):
     (tmp_path / "w.xyz").write_text("1\n\nO 0 0 0\n")
     with pytest.raises(ConfigError, match=r"\[mm\] forcefield = .*needs a PDB structure"):
         load_config(config(tmp_path, structure="w.xyz"))
+
+
+def test_mm_run_with_a_mismatched_qm_level_exits_2_before_any_output(tmp_path, capsys):
+    """A periodic [mm] run (PDB with a box, CutoffPeriodic) whose QM level (HF/STO-3G) sits ~1900 eV per water
+    from the MLIP below it: the energy-zero check runs on the QM level's isolated cluster (it used to be skipped
+    here, blaming PySCF's periodic support) and `hybrid check` and `hybrid run` both exit 2, creating nothing."""
+    from hybrid.cli import main
+    write_water_pdb(tmp_path / "waters.pdb", keep_box_nm=2.5)
+    cfg = config(tmp_path)
+    text = cfg.read_text().replace('forcefield = ["amber14/tip3p.xml"]',
+                                   'forcefield = ["amber14/tip3p.xml"]\nnonbonded_method = "CutoffPeriodic"\n'
+                                   'cutoff_nm = 0.9')
+    text = text.replace('name = "high"\nkind = "mlip"\nfile = "' + str(MLIP) + '"\ndtype = "float32"',
+                        'name = "qm"\nkind = "pyscf"\nmethod = "HF"\nbasis = "sto-3g"')
+    cfg.write_text(text)
+    assert load_config(cfg).structure.file.suffix == ".pdb"
+    expected = ('config.toml: [[levels]] #2 "qm" over "low": levels "qm" and "low" differ by -1902 eV on one '
+                'molecule (atoms [6, 7, 8], as an isolated cluster): their zeros of energy differ by more than 0.5 '
+                'eV, so a molecule crossing this boundary\'s buffer (width 2 Å) feels a spurious force ~|ΔE|/width '
+                '≈ 951 eV/Å. Use levels that share a reference (an MLIP or Δ-ML trained on the higher level\'s '
+                'energies), or set accept_energy_offset = true in [[levels]] #2 to run anyway')
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for cmd in (["check"], ["run", "--no-progress"]):
+        assert main(cmd + [str(cfg)]) == 2, cmd
+        err = capsys.readouterr().err
+        assert expected in err.splitlines(), (cmd, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before         # no output directory or file
+    # accepted on purpose, the periodic [mm] run checks and starts (and is still told)
+    cfg.write_text(text.replace('basis = "sto-3g"', 'basis = "sto-3g"\naccept_energy_offset = true')
+                   .replace("steps = 40", "steps = 1"))
+    assert main(["check", str(cfg)]) == 0
+    io = capsys.readouterr()
+    assert "[mm] model region" in io.out and "accept_energy_offset = true: levels \"qm\" and \"low\" differ" in io.err
