@@ -116,12 +116,8 @@ def test_overflow_cap():
     strict = blended(LOW, HIGH, partitioner(), max_buffer=2)
     with pytest.raises(InputError, match="3 units in the buffer exceed max_buffer=2"):
         strict.compute(s)
-    lenient = blended(LOW, HIGH, partitioner(), max_buffer=2, on_overflow="sorted")
-    r = lenient.compute(s)
-    info = r.info[lenient.labels[1]]
-    assert info["overflow"] and info["scheme"] == "sorted" and info["n_high_calls"] == 4
-    ref = blended(LOW, HIGH, partitioner(), scheme="sorted").compute(s)
-    assert r.energy == pytest.approx(ref.energy)
+    with pytest.raises(TypeError):       # the discontinuous fallback to sorted partitions is gone
+        blended(LOW, HIGH, partitioner(), max_buffer=2, on_overflow="sorted")
 
 
 def test_force_mixing_is_not_conservative_but_reports():
