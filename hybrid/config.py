@@ -21,7 +21,8 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``region``: ``center`` (one of ``{atom = i}``, ``{group = [i, ...]}``,
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
-    "force_mixing"), ``max_buffer``, ``on_overflow``, ``workers``.
+    "force_mixing"), ``max_buffer`` (more buffer units stop the run with an error
+    naming the count and the cap), ``workers``.
     ``process`` (default false): the level runs in its own process, and the
     multilayer's terms are then evaluated side by side in threads, so that an
     SCF overlaps with the MLIP and Δ-ML work (see :mod:`hybrid.md.levels`).
@@ -197,7 +198,6 @@ def _region_schema():
         "switch": Key("str", "quintic", choices=("quintic", "septic", "cubic", "step")),
         "scheme": Key("str", "product", choices=("product", "sorted", "force_mixing")),
         "max_buffer": Key("int", 6, checks=(ge(0),)),
-        "on_overflow": Key("str", "error", choices=("error", "sorted")),
         "workers": Key("int", 1, checks=(ge(1),)),
     }
 

@@ -243,7 +243,7 @@ def build_model(cfg: Section, structure) -> Model:
         region = cfg["levels"][i]["region"]
         part = partitioner(region, i + 1, structure, source.name)
         terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
-                                             max_buffer=region["max_buffer"], on_overflow=region["on_overflow"],
+                                             max_buffer=region["max_buffer"],
                                              workers=region["workers"], bonds=structure.bonds,
                                              name=f"{names[i]}-{names[i - 1]}")))
         regions.append(names[i])
