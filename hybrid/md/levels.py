@@ -245,6 +245,7 @@ def build_model(cfg: Section, structure) -> Model:
         terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
                                              max_buffer=region["max_buffer"],
                                              workers=region["workers"], bonds=structure.bonds,
+                                             charges=getattr(structure, "charges", None),
                                              name=f"{names[i]}-{names[i - 1]}")))
         regions.append(names[i])
     concurrent = any(lv["process"] for lv in cfg["levels"])
@@ -277,7 +278,8 @@ def energy_zero_offsets(model: Model, structure, weights) -> list:
             out.append((model.names[k], model.names[k - 1], None, None))
             continue
         atoms = min(inner, key=len)
-        sub = structure.system.subset(atoms)
+        # the molecule's own charge and spin (couplers.charges), not the whole system's
+        sub = structure.system.subset(atoms, *pot.terms[k][1]._charges.state(atoms))
         # evaluate copies: the blend deep-copies its (unused) stateful levels per region, and some
         # engines (tblite) cannot be deep-copied once they hold a wavefunction
         hi, lo = (copy.deepcopy(untimed(p)) for p in (pot.terms[k][1].high, pot.terms[k][1].low))

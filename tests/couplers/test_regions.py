@@ -144,3 +144,22 @@ def test_virial_is_the_strain_derivative_with_switching_terms():
         want = r.virial[a, b] if a == b else r.virial[a, b] + r.virial[b, a]
         worst = max(worst, abs(fd - want))
     assert worst < 1e-5, worst
+
+
+def test_pdb_formal_charges_reach_the_regions(tmp_path):
+    from hybrid.md.structure import load_structure
+    pdb = tmp_path / "mg.pdb"
+    pdb.write_text(
+        "HETATM    1 MG    MG A   1       0.000   0.000   0.000  1.00  0.00          MG2+\n"
+        "HETATM    2  O   HOH A   2       0.000   0.000   2.100  1.00  0.00           O  \n"
+        "HETATM    3  H1  HOH A   2       0.757   0.000   2.686  1.00  0.00           H  \n"
+        "HETATM    4  H2  HOH A   2      -0.757   0.000   2.686  1.00  0.00           H  \n"
+        "HETATM    5  OW  HOH A   3       0.000   0.000   5.100  1.00  0.00           O  \n"
+        "HETATM    6  HW1 HOH A   3       0.757   0.000   5.686  1.00  0.00           H  \n"
+        "HETATM    7  HW2 HOH A   3      -0.757   0.000   5.686  1.00  0.00           H  \nEND\n")
+    st = load_structure(pdb)
+    assert st.charges.tolist() == [2, 0, 0, 0, 0, 0, 0] and st.system.charge == 2
+    assert len(st.bonds) == 4                                  # O-H only: no Mg-O bond
+    rec = Recorder()
+    BlendedCorrection(rec, rec, FixedPartitioner([0, 1, 2, 3]), bonds=st.bonds, charges=st.charges).compute(st.system)
+    assert rec.seen[0] == (["Mg", "O", "H", "H"], 2, 1)
