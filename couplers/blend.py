@@ -13,7 +13,7 @@ where P runs over partitions: P = inner ∪ S for subsets S of the buffer units.
   n+1 region pairs; E is continuous but forces jump where two weights cross.
 * ``force_mixing``  not Hamiltonian, for comparison (ASE ForceQMMM-like):
   F = F_low + w_u(a) [F_high(R) - F_low(R)] on atoms of the region R = inner ∪ buffer,
-  reported energy E_low + ΔE(R) is not conserved.
+  reported energy E_low + ΔE(R) is not conserved; no virial.
 
 Forces and virial (W = -dE/dε, eV; positions and cell strained as R (1 + ε))
 of the conservative schemes are exact:
@@ -32,8 +32,8 @@ and at their minimum image relative to the partitioner's centre
 refused); its charge and multiplicity come from per-atom formal charges
 (:mod:`couplers.charges`; ``charges``), never from the whole system.
 Regions that cut covalent bonds are capped with hydrogen link atoms
-(:mod:`couplers.link_atoms`); metal-ligand contacts are not bonds. Stateful levels (the PySCF layer's warm starts)
-get one private copy per region, so each partition keeps its own history;
+(:mod:`couplers.link_atoms`); metal-ligand contacts are not bonds. Stateful
+levels (the PySCF layer's warm starts) get one private copy per region, so each partition keeps its own history;
 ``workers > 1`` evaluates the regions of one step concurrently in threads.
 """
 from __future__ import annotations

@@ -95,11 +95,13 @@ def _components(n: int, b: np.ndarray) -> list[np.ndarray]:
 class Topology:
     """Bonds (B, 2) and molecules of the system a model is applied to.
 
-    Given ``bonds``/``molecules`` are fixed (checked against the system's size;
-    bonds not given are found once per set of atomic numbers). Otherwise they are found from covalent radii at the first call and kept
+    Given ``bonds``/``molecules`` are fixed (checked against the system's
+    size; bonds not given are found once per set of atomic numbers).
+    Otherwise both are found from covalent radii at the first call and kept
     while the atomic numbers stay the same, so a bond stretched in a hot step
-    does not split a unit (which would make the energy jump). At every call
-    the bonds of the current geometry are found again:
+    does not split a unit (which would make the energy jump). Without given
+    bonds or molecules, the bonds of the current geometry are found again at
+    every call (one neighbour list):
 
     * other atomic numbers (a different system): found anew;
     * the same numbers but a bond between two kept molecules: refused

@@ -217,3 +217,16 @@ def test_net_force_vanishes_with_xtb_and_dft_high_levels(scheme):
         r = pot.compute(s)
         assert r.info[pot.labels[1]]["n_buffer"] == 2
         assert np.abs(r.forces.sum(0)).max() < 1e-8, (high.name, r.forces.sum(0))
+
+
+def test_sorted_energy_is_continuous_where_weights_cross():
+    """The one remaining change of partitions (two buffer weights swapping rank in the sorted scheme):
+    the energy jump across it shrinks with the step (the forces' jump does not, test above)."""
+    dirs = np.array([[1, 0, 0], [0.6, 0.8, 0], [0, 0, 1.0]])
+    pot = blended(LOW, HIGH, partitioner(), scheme="sorted")
+
+    def jump(eps):
+        return abs(pot.compute(cluster([3.3, 3.3 + eps, 5.5], dirs=dirs)).energy
+                   - pot.compute(cluster([3.3, 3.3 - eps, 5.5], dirs=dirs)).energy)
+    big, small = jump(1e-4), jump(1e-6)
+    assert small < 1e-6 and small < 0.05 * big, (big, small)

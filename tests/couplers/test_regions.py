@@ -163,3 +163,19 @@ def test_pdb_formal_charges_reach_the_regions(tmp_path):
     rec = Recorder()
     BlendedCorrection(rec, rec, FixedPartitioner([0, 1, 2, 3]), bonds=st.bonds, charges=st.charges).compute(st.system)
     assert rec.seen[0] == (["Mg", "O", "H", "H"], 2, 1)
+
+
+def test_virial_of_a_fixed_point_centre_is_not_symmetric_but_exact():
+    """A fixed point breaks rotation invariance: every component of W (not only W + Wᵀ) is -dE/dε."""
+    from test_blend import CONFIGS, cluster
+    s = cluster(CONFIGS[2])
+    corr = BlendedCorrection(HIGH, LOW, DistancePartitioner(("point", (0.2, 0.1, 0.0)), 2.5, 2.0))
+    r = corr.compute(s)
+    assert len(corr.last_weights.buffer) == 2 and np.abs(r.virial - r.virial.T).max() > 1e-3
+    h = 1e-5
+    for a in range(3):
+        for b in range(3):
+            eps = np.zeros((3, 3))
+            eps[a, b] = h
+            e = [corr.compute(s.with_positions(s.positions @ (np.eye(3) + k * eps))).energy for k in (1, -1)]
+            assert abs(-(e[0] - e[1]) / (2 * h) - r.virial[a, b]) < 1e-7, (a, b)
