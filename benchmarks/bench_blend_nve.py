@@ -105,7 +105,7 @@ def main():
     for label, kw in schemes.items():
         if keep is not None and label not in keep:
             continue
-        pot = blended(mlip, xtb, kw["partitioner"], scheme=kw["scheme"], max_buffer=8, on_overflow="sorted")
+        pot = blended(mlip, xtb, kw["partitioner"], scheme=kw["scheme"], max_buffer=8)
         rows.append(run(atoms0, HybridCalculator(pot), args.steps, args.dt, label, blend=pot.labels[1]))
         print(rows[-1], flush=True)
 

@@ -13,18 +13,27 @@ where P runs over partitions: P = inner ∪ S for subsets S of the buffer units.
   n+1 region pairs; E is continuous but forces jump where two weights cross.
 * ``force_mixing``  not Hamiltonian, for comparison (ASE ForceQMMM-like):
   F = F_low + w_u(a) [F_high(R) - F_low(R)] on atoms of the region R = inner ∪ buffer,
-  reported energy E_low + ΔE(R) is not conserved.
+  reported energy E_low + ΔE(R) is not conserved; no virial.
 
-Forces of the conservative schemes are exact:
-    F = -Σ_P σ_P ∇ΔE_P - Σ_P ΔE_P Σ_u (∂σ_P/∂w_u) ∇w_u.
+Forces and virial (W = -dE/dε, eV; positions and cell strained as R (1 + ε))
+of the conservative schemes are exact:
+    F = -Σ_P σ_P ∇ΔE_P - Σ_P ΔE_P Σ_u (∂σ_P/∂w_u) ∇w_u,
+    W = Σ_P σ_P W_P - Σ_P ΔE_P Σ_u (∂σ_P/∂w_u) ∂w_u/∂ε,
+W_P = Σ_i r_i ⊗ ΔF_i over the cluster P (its energies are translation invariant).
 
-More than ``max_buffer`` units in the buffer: ``on_overflow="error"`` raises
-(naming n and the cap); ``"sorted"`` evaluates that step with sorted partitions
-and flags it in ``info["overflow"]`` (energy stays continuous, forces may jump).
+More than ``max_buffer`` units in the buffer of the product scheme is an
+error naming the count and the cap (a fallback to sorted partitions would be
+a different energy function: the energy would jump when the count crossed
+the cap).
 
+Each region is an isolated cluster: in a periodic system its units are whole
+and at their minimum image relative to the partitioner's centre
+(:func:`couplers.partition.place_units`; a region larger than half the box is
+refused); its charge and multiplicity come from per-atom formal charges
+(:mod:`couplers.charges`; ``charges``), never from the whole system.
 Regions that cut covalent bonds are capped with hydrogen link atoms
-(:mod:`couplers.link_atoms`). Stateful levels (the PySCF layer's warm starts)
-get one private copy per region, so each partition keeps its own history;
+(:mod:`couplers.link_atoms`); metal-ligand contacts are not bonds. Stateful
+levels (the PySCF layer's warm starts) get one private copy per region, so each partition keeps its own history;
 ``workers > 1`` evaluates the regions of one step concurrently in threads.
 """
 from __future__ import annotations
@@ -39,27 +48,33 @@ from hybrid.errors import InputError
 from hybrid.potential import LinearCombination, Potential, Result
 from hybrid.system import AtomicSystem
 
-from .link_atoms import CappedRegion
-from .partition import Weights, find_bonds
+from .charges import RegionCharges
+from .link_atoms import CappedRegion, cut_bonds
+from .partition import Topology, Weights, place_units
 
 SCHEMES = ("product", "sorted", "force_mixing")
 
 
 class BlendedCorrection(Potential):
-    """Σ_P σ_P [E_high(P) - E_low(P)] over the partitions of ``partitioner``."""
+    """Σ_P σ_P [E_high(P) - E_low(P)] over the partitions of ``partitioner``.
+
+    bonds : (B, 2) covalent bonds for link atoms (default: covalent radii, metals excluded,
+        kept for the run: :class:`couplers.partition.Topology`).
+    charges : per-atom formal charges (N,), {atom: charge}, or callable(atoms) -> charge or
+        (charge, multiplicity) (default: recognised monatomic ions, every other molecule
+        neutral if that accounts for the system's charge; see :mod:`couplers.charges`).
+    """
 
     def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
-                 max_buffer: int = 6, on_overflow: str = "error", workers: int = 1, bonds=None,
-                 region_charge=None, name: str | None = None, max_instances: int = 256):
+                 max_buffer: int = 6, workers: int = 1, bonds=None,
+                 charges=None, name: str | None = None, max_instances: int = 256):
         if scheme not in SCHEMES:
             raise InputError(f"unknown blending scheme {scheme!r}; choose from {SCHEMES}")
-        if on_overflow not in ("error", "sorted"):
-            raise InputError(f"on_overflow must be 'error' or 'sorted', got {on_overflow!r}")
         self.high, self.low, self.partitioner = high, low, partitioner
-        self.scheme, self.max_buffer, self.on_overflow = scheme, int(max_buffer), on_overflow
+        self.scheme, self.max_buffer = scheme, int(max_buffer)
         self.workers = int(workers)
-        self.bonds = None if bonds is None else np.asarray(bonds, int).reshape(-1, 2)
-        self.region_charge = region_charge
+        self.topology = Topology(bonds=bonds)
+        self.charges = charges
         self.name = name or f"Δ({high.name}−{low.name})"
         sp = [set(p.species) for p in (high, low) if p.species is not None]
         self.species = tuple(sorted(set.intersection(*sp))) if sp else None
@@ -80,17 +95,26 @@ class BlendedCorrection(Potential):
         self._instances.move_to_end(k)
         return self._instances[k]
 
-    def _delta(self, system: AtomicSystem, atoms: np.ndarray, key):
-        """ΔE (eV) and ΔF (N, 3) of high minus low on the capped region ``atoms``."""
+    def _delta(self, system: AtomicSystem, atoms: np.ndarray, positions, key):
+        """ΔE (eV), ΔF (N, 3) and ΔW (3, 3) of high minus low on the capped region ``atoms``."""
         if len(atoms) == 0:
-            return 0.0, np.zeros((len(system), 3)), 0
-        if self.bonds is None:
-            self.bonds = find_bonds(system)
-        charge = self.region_charge(atoms) if callable(self.region_charge) else None
-        region = CappedRegion(system, atoms, self.bonds, charge=charge)
+            return 0.0, np.zeros((len(system), 3)), np.zeros((3, 3)), 0
+        region = self._capped(system, atoms, positions)
         rh = self._instance(self.high, key)._compute(region.system)
         rl = self._instance(self.low, key)._compute(region.system)
-        return rh.energy - rl.energy, region.scatter(rh.forces - rl.forces), 1
+        df = rh.forces - rl.forces
+        return rh.energy - rl.energy, region.scatter(df), region.virial(df), 1
+
+    def _capped(self, system: AtomicSystem, atoms: np.ndarray, positions=None) -> CappedRegion:
+        """The region ``atoms`` as a capped cluster with its own charge and multiplicity."""
+        charge, mult = self._charges.state(atoms, len(cut_bonds(self._bonds, atoms)))
+        return CappedRegion(system, atoms, self._bonds, charge, mult, positions)
+
+    def region_system(self, system: AtomicSystem, atoms) -> AtomicSystem:
+        """The isolated, capped cluster (with the region's charge and multiplicity) on which both levels
+        are evaluated for the region ``atoms`` of ``system``; for checks before a run (hybrid.md.preflight)."""
+        self._setup(system)
+        return self._capped(system, np.sort(np.asarray(atoms, int))).system
 
     def _evaluate(self, system, jobs):
         if self.workers > 1 and len(jobs) > 1:
@@ -101,43 +125,62 @@ class BlendedCorrection(Potential):
                 return list(ex.map(lambda j: self._delta(system, *j), jobs))
         return [self._delta(system, *j) for j in jobs]
 
+    def _region(self, system, W: Weights, unit_ids, placed):
+        """(atoms sorted (n,), their cluster positions (n, 3) or None, key) of the units ``unit_ids``."""
+        atoms = W.atoms(unit_ids)
+        if placed is None or not len(unit_ids):
+            return atoms, None, frozenset(unit_ids)
+        pos = np.vstack([placed[k] for k in unit_ids])
+        order = np.argsort(np.concatenate([W.units[k] for k in unit_ids]), kind="stable")
+        return atoms, pos[order], frozenset(unit_ids)
+
+    def _setup(self, system):
+        """Bonds, molecules and the region charges of ``system`` (recomputed when the system changes)."""
+        self._bonds, molecules = self.topology.get(system)
+        self._charges = RegionCharges(system, molecules, self.charges)
+
     # -- the energy ---------------------------------------------------------------
     def _compute(self, system: AtomicSystem) -> Result:
+        self._setup(system)
         W = self.partitioner.weights(system)
         self.last_weights = W
         inner, buf = W.inner, W.buffer
-        scheme, overflow = self.scheme, False
+        scheme = self.scheme
         if scheme == "product" and len(buf) > self.max_buffer:
-            if self.on_overflow == "error":
-                raise InputError(f"{self.name}: {len(buf)} units in the buffer exceed max_buffer="
-                                 f"{self.max_buffer} (product partitions would need {2 ** len(buf)} "
-                                 "region calls); widen the cap, narrow the buffer or use on_overflow='sorted'")
-            scheme, overflow = "sorted", True
+            raise InputError(f"{self.name}: {len(buf)} units in the buffer exceed max_buffer="
+                             f"{self.max_buffer} (product partitions would need {2 ** len(buf)} "
+                             "region calls); raise max_buffer or narrow the buffer")
+        placed = None
+        if system.periodic and inner + buf:
+            ids = inner + buf
+            placed = dict(zip(ids, place_units(system, [W.units[k] for k in ids], W.centre)))
         n = len(system)
-        forces = np.zeros((n, 3))
+        forces, virial = np.zeros((n, 3)), np.zeros((3, 3))
         if scheme == "force_mixing":
             region = inner + buf
-            (de, df, calls), = self._evaluate(system, [(W.atoms(region), frozenset(region))])
+            (de, df, _, calls), = self._evaluate(system, [self._region(system, W, region, placed)])
             wa = np.zeros(n)
             for k in region:
                 wa[W.units[k]] = W.w[k]
-            energy, forces = de, wa[:, None] * df
+            energy, forces, virial = de, wa[:, None] * df, None     # not an energy derivative
             n_calls = calls
         else:
             parts = self._partitions(W, inner, buf, scheme)
-            results = self._evaluate(system, [(W.atoms(p), frozenset(p)) for p, _, _ in parts])
+            results = self._evaluate(system, [self._region(system, W, p, placed) for p, _, _ in parts])
             energy, n_calls = 0.0, 0
-            for (p, sigma, dsigma), (de, df, calls) in zip(parts, results):
+            for (p, sigma, dsigma), (de, df, dw, calls) in zip(parts, results):
                 energy += sigma * de
                 forces += sigma * df
+                virial += sigma * dw
                 for k, ds in dsigma.items():
                     if ds and k in W.grad:
                         forces -= de * ds * W.grad[k]
+                        virial -= de * ds * W.strain.get(k, 0.0)
                 n_calls += calls
-        info = {"scheme": scheme, "overflow": overflow, "n_buffer": len(buf), "n_high_calls": n_calls,
+        info = {"scheme": scheme, "n_buffer": len(buf), "n_high_calls": n_calls,
                 "inner_atoms": W.atoms(inner).tolist(), "buffer_atoms": W.atoms(buf).tolist(),
                 "weights": {int(k): float(W.w[k]) for k in inner + buf}}
-        return Result(float(energy), forces, contributions={self.name: float(energy)}, info=info)
+        return Result(float(energy), forces, virial=virial, contributions={self.name: float(energy)}, info=info)
 
     @staticmethod
     def _partitions(W: Weights, inner, buf, scheme):

@@ -34,39 +34,56 @@ class CappedRegion:
     """The atoms ``atoms`` of ``system`` plus one H per cut bond in ``bonds``.
 
     ``system`` is the capped subsystem (real atoms first, then link atoms), an
-    isolated cluster: in a periodic system the region is made whole by the
-    minimum image relative to its first atom (a translation of each atom, so
-    forces carry over unchanged; the region must be smaller than half the box).
+    isolated cluster with the given ``charge``/``multiplicity`` (default: the
+    whole system's). In a periodic system its atoms sit at ``positions``
+    ((n, 3) Å, in the order of ``atoms``: whole units at their minimum image
+    relative to the region's centre, see :func:`couplers.partition.place_units`);
+    without them the region's bonded fragments are placed so. Each atom moves
+    by a lattice vector, so forces carry over unchanged and, as the
+    translations strain with the cell, the cluster's virial Σ_i r_i ⊗ f_i is
+    the strain derivative. Link atoms sit on the minimum-image bond vector.
     :meth:`scatter` maps its forces (n + n_links, 3) back to (N, 3).
     """
 
     def __init__(self, system: AtomicSystem, atoms: np.ndarray, bonds: np.ndarray,
-                 charge: int | None = None, multiplicity: int | None = None):
+                 charge: int | None = None, multiplicity: int | None = None, positions=None):
         self.atoms = np.asarray(atoms, int)
         self.cuts = cut_bonds(bonds, self.atoms)
         self.g = np.array([link_factor(system.numbers[q], system.numbers[m]) for q, m in self.cuts])
         sub = system.subset(self.atoms, charge, multiplicity)
         if system.periodic:
-            from ase.geometry import find_mic
-            p = sub.positions
-            d, _ = find_mic(p - p[0], system.cell, system.pbc)
-            sub = AtomicSystem(sub.numbers, p[0] + d, charge=sub.charge, multiplicity=sub.multiplicity)
-            system = AtomicSystem(system.numbers, system.positions, system.cell, system.pbc)
-            positions = system.positions.copy()
-            positions[self.atoms] = sub.positions
+            if positions is None:
+                from .partition import _components, place_units
+                inside = np.zeros(len(system), bool)
+                inside[self.atoms] = True
+                b = np.asarray(bonds, int).reshape(-1, 2)
+                b = np.searchsorted(self.atoms, b[inside[b[:, 0]] & inside[b[:, 1]]]) if len(b) else b
+                frags = _components(len(self.atoms), b)
+                placed = place_units(system, [self.atoms[f] for f in frags])
+                positions = np.zeros((len(self.atoms), 3))
+                for f, p in zip(frags, placed):
+                    positions[f] = p
+            sub = AtomicSystem(sub.numbers, positions, charge=sub.charge, multiplicity=sub.multiplicity)
+            full = system.positions.copy()
+            full[self.atoms] = sub.positions
         else:
-            positions = system.positions
+            full = system.positions
         if len(self.cuts):
             q, m = self.cuts[:, 0], self.cuts[:, 1]
             d = system.positions[m] - system.positions[q]
             if system.periodic:
                 from ase.geometry import find_mic
                 d, _ = find_mic(d, system.cell, system.pbc)
-            link = positions[q] + self.g[:, None] * d
+            link = full[q] + self.g[:, None] * d
             sub = AtomicSystem(np.concatenate([sub.numbers, np.ones(len(q), int)]),
                                np.vstack([sub.positions, link]), sub.cell, sub.pbc, sub.charge, sub.multiplicity)
         self.system = sub
         self.n_total = len(system)
+
+    def virial(self, f_sub: np.ndarray) -> np.ndarray:
+        """W_αβ = Σ_i r_iα f_iβ (eV) of forces (n + n_links, 3) on the cluster: -dE/dε of a
+        translation-invariant cluster energy when positions strain as R (1 + ε)."""
+        return self.system.positions.T @ f_sub
 
     def scatter(self, f_sub: np.ndarray) -> np.ndarray:
         out = np.zeros((self.n_total, 3))

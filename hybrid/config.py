@@ -21,7 +21,8 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``region``: ``center`` (one of ``{atom = i}``, ``{group = [i, ...]}``,
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
-    "force_mixing"), ``max_buffer``, ``on_overflow``, ``workers``.
+    "force_mixing"), ``max_buffer`` (more buffer units stop the run with an error
+    naming the count and the cap), ``workers``.
     ``accept_energy_offset`` (default false): accept that this level's zero of
     energy differs from the one below it by more than
     :data:`ENERGY_OFFSET_THRESHOLD_EV` on one molecule (otherwise an error
@@ -213,10 +214,8 @@ def _region_schema():
                       doc="partitions of the buffer molecules: product (2ⁿ region calls, smooth), sorted "
                           "(n+1 calls, forces jump where two weights cross), force_mixing (not conservative)"),
         "max_buffer": Key("int", 6, checks=(ge(0),),
-                          doc="most molecules in the buffer for the product scheme (2^max_buffer region calls)"),
-        "on_overflow": Key("str", "error", choices=("error", "sorted"),
-                           doc="more than max_buffer molecules in the buffer: stop the run (error) or take that "
-                               "step with sorted partitions, flagged in the CSV (sorted)"),
+                          doc="most molecules in the buffer for the product scheme (2^max_buffer region calls); "
+                              "more stop the run with an error naming the count and the cap"),
         "workers": Key("int", 1, checks=(ge(1),), doc="threads evaluating the region calls of one step"),
     }
 

@@ -248,8 +248,9 @@ def build_model(cfg: Section, structure) -> Model:
         region = cfg["levels"][i]["region"]
         part = partitioner(region, i + 1, structure, source.name)
         terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
-                                             max_buffer=region["max_buffer"], on_overflow=region["on_overflow"],
+                                             max_buffer=region["max_buffer"],
                                              workers=region["workers"], bonds=structure.bonds,
+                                             charges=getattr(structure, "charges", None),
                                              name=f"{names[i]}-{names[i - 1]}")))
         regions.append(names[i])
     concurrent = any(lv["process"] for lv in cfg["levels"])
@@ -278,11 +279,7 @@ def region_system(blend, system, atoms):
     region ``atoms`` of ``system``: :class:`couplers.link_atoms.CappedRegion` with the blend's bonds and
     region charge, as :meth:`couplers.blend.BlendedCorrection._delta` builds it (a periodic system's
     region is made whole by the minimum image and loses its cell)."""
-    from couplers.link_atoms import CappedRegion
-    from couplers.partition import find_bonds
-    bonds = blend.bonds if blend.bonds is not None else find_bonds(system)
-    charge = blend.region_charge(atoms) if callable(blend.region_charge) else None
-    return CappedRegion(system, np.asarray(atoms, int), bonds, charge=charge).system
+    return blend.region_system(system, np.asarray(atoms, int))
 
 
 def energy_zero_offsets(model: Model, structure, weights, system=None, on_error=None) -> list:

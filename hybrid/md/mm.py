@@ -44,7 +44,9 @@ def sub_structure(structure: Structure, inner: np.ndarray) -> Structure:
     mols = [np.searchsorted(inner, m) for m in structure.molecules if int(m[0]) in keep]
     bonds = np.array([[np.searchsorted(inner, i), np.searchsorted(inner, j)] for i, j in structure.bonds
                       if int(i) in keep and int(j) in keep], int).reshape(-1, 2)
-    return Structure(structure.system.subset(inner), structure.masses[inner], mols, bonds, None, None)
+    charges = None if structure.charges is None else structure.charges[inner]
+    system = structure.system.subset(inner, None if charges is None else int(charges.sum()))
+    return Structure(system, structure.masses[inner], mols, bonds, None, None, charges)
 
 
 def remap_levels(cfg: Section, structure: Structure, inner: np.ndarray, source: str) -> Section:

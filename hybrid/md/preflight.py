@@ -22,7 +22,7 @@ evaluation, and checks on the way what step 0 would otherwise find:
    |E_k − E_{k−1}| above :data:`hybrid.config.ENERGY_OFFSET_THRESHOLD_EV` is an
    error unless level k sets ``accept_energy_offset = true``;
 6. a product-scheme region whose buffer holds more than ``max_buffer``
-   molecules at step 0, with ``on_overflow = "error"``.
+   molecules at step 0 (the run would stop there with that error).
 
 Each problem raises :class:`hybrid.config.ConfigError` naming the file, the
 table and the key to change (exit code 2 of the command line); elements a
@@ -229,14 +229,20 @@ class _LevelChecks:
         regions = {}
         for k in range(2, n + 1):
             blend, W = blends[k - 2], self.weights[k - 2]
-            if blend.scheme == "product" and len(W.buffer) > blend.max_buffer and blend.on_overflow == "error":
+            if blend.scheme == "product" and len(W.buffer) > blend.max_buffer:
                 raise ConfigError([f"{self.source}: [[levels]] #{k} region.max_buffer = {blend.max_buffer}: "
                                    f"{len(W.buffer)} molecules lie in the buffer at step 0 (product partitions would "
-                                   f"need {2 ** len(W.buffer)} region calls); raise max_buffer, narrow the buffer "
-                                   "(width) or set region.on_overflow = \"sorted\""])
+                                   f"need {2 ** len(W.buffer)} region calls); raise max_buffer or narrow the buffer "
+                                   "(width)"])
             parts = self.partitions(blend, W)
-            views = [(region_system(blend, pre.system, W.atoms(p)), W.atoms(p),
-                      f"on the region of [[levels]] #{k} at step 0") for p in parts if len(p)]
+            try:
+                views = [(region_system(blend, pre.system, W.atoms(p)), W.atoms(p),
+                          f"on the region of [[levels]] #{k} at step 0") for p in parts if len(p)]
+            except InputError as exc:        # a region whose charge or spin cannot be determined
+                raise ConfigError([f"{self.source}: [[levels]] #{k} region at step 0: {exc}. Regions take their "
+                                   "charges from the structure (a PDB's charge column, recognised monatomic ions) "
+                                   "and are singlets in a closed-shell system; [structure] charge and multiplicity "
+                                   "describe the whole system"]) from None
             regions[k] = views
             seen.setdefault(k, []).extend(views)
             seen.setdefault(k - 1, []).extend(views)
@@ -254,10 +260,7 @@ class _LevelChecks:
         inner, buf = W.inner, W.buffer
         if blend.scheme == "force_mixing":
             return [inner + buf]
-        scheme = blend.scheme
-        if scheme == "product" and len(buf) > blend.max_buffer:
-            scheme = "sorted"     # on_overflow = "sorted" (an "error" was raised above)
-        return [p for p, _, _ in blend._partitions(W, inner, buf, scheme)]
+        return [p for p, _, _ in blend._partitions(W, inner, buf, blend.scheme)]
 
     # -- elements and basis ------------------------------------------------------------------------
     def check_level(self, i, lv, pot, views, everything) -> None:
@@ -332,8 +335,10 @@ class _LevelChecks:
                         continue
                     name = self.levels[j - 1]["name"]
                     atoms_s = [self.atom_index(a) for a in atoms]
-                    origin = (f"[[levels]] #{j} {prefix}options" if own else self.state_source())
-                    fix = f"change {self.state_source()}" if not own else f"change [[levels]] #{j} {prefix}options"
+                    origin = (f"[[levels]] #{j} {prefix}options" if own else
+                              "the region's own formal charges, a singlet")
+                    fix = (f"change [[levels]] #{j} {prefix}options" if own else
+                           "give the molecules' formal charges (a PDB's charge column)")
                     if kind == "pyscf" and not own:
                         fix += (f", or give the level its own state: [[levels]] #{j} {prefix}options.multiplicity"
                                 " / options.charge")
@@ -341,7 +346,7 @@ class _LevelChecks:
                         f"{self.source}: [[levels]] #{region_level} region: level \"{name}\" ({prefix}kind = "
                         f"\"{kind}\") sees {problem} on a region call at step 0 (atoms {_short(atoms_s)}, "
                         f"{_formula(system)}; charge {state.charge} and multiplicity {state.multiplicity} from "
-                        f"{origin}, which every region takes); {fix}"])
+                        f"{origin}); {fix}"])
 
     def check_whole_system_electrons(self, system) -> None:
         for prefix, elv, kind in self.spin_levels(1):

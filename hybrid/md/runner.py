@@ -27,8 +27,7 @@ full step), E_total = E_pot + E_kin, T = 2 E_kin/(f k_B) with f = 3N − 3
 for Verlet (total momentum removed and conserved by the translation
 invariant models) and 3N for Langevin; E_<lowest level> on all atoms and
 dE_<level> = Σ_P σ_P [E_k(P) − E_{k−1}(P)] of each boundary; atoms in the
-inner region and buffer of each boundary, its high-level region calls, and
-whether the product scheme overflowed into sorted partitions that step.
+inner region and buffer of each boundary and its high-level region calls.
 Wall times (s per reported step: ``wall_s``, ``pyscf_s`` in every PySCF
 evaluation, ``level_<name>_s`` in each level including its region calls)
 go to a separate CSV (``timings``), so
@@ -192,7 +191,7 @@ class Runner:
             cols.append("E_MM_eV")
         cols += [f"dE_{r}_eV" for r in regions]
         for r in regions:
-            cols += [f"n_inner_{r}", f"n_buffer_{r}", f"high_calls_{r}", f"overflow_{r}"]
+            cols += [f"n_inner_{r}", f"n_buffer_{r}", f"high_calls_{r}"]
         tcols = ["step", "wall_s", "pyscf_s"] + [f"level_{k}_s" for k in self.model.names]
         return cols, tcols
 
@@ -215,7 +214,6 @@ class Runner:
             row[f"n_inner_{r}"] = len(info["inner_atoms"])
             row[f"n_buffer_{r}"] = len(info["buffer_atoms"])
             row[f"high_calls_{r}"] = int(info["n_high_calls"])
-            row[f"overflow_{r}"] = int(bool(info["overflow"]))
         return row
 
     def _timing_row(self, step: int, wall: float) -> dict:

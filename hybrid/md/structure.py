@@ -5,6 +5,9 @@ extxyz with ASE (charge and multiplicity from the comment line's
 ``charge=``/``multiplicity=`` if present; velocities from ``momenta``).
 Molecules are the PDB's residues or the connected components of the
 covalent-radius bond graph (:func:`couplers.partition.find_molecules`).
+A PDB's formal charges (columns 79-80, e.g. "2+" on MG) become per-atom
+``charges`` (blank: 0), from which each blend region takes its charge
+(:mod:`couplers.charges`), and their sum is the default total charge.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from ..system import AtomicSystem
 class Structure:
     """system : AtomicSystem (Å); masses : (N,) amu; molecules : list of (n_k,) int arrays
     (every atom in exactly one); bonds : (B, 2) int; topology : openmm.app.Topology;
-    velocities : (N, 3) Å/fs from the file, or None."""
+    velocities : (N, 3) Å/fs from the file, or None; charges : (N,) int formal charges from the
+    file (a PDB with a charge column), or None."""
 
     system: AtomicSystem
     masses: np.ndarray
@@ -30,6 +34,7 @@ class Structure:
     bonds: np.ndarray
     topology: object
     velocities: np.ndarray | None = None
+    charges: np.ndarray | None = None
 
 
 def load_structure(path, charge=None, multiplicity=None, molecules: str = "auto") -> Structure:
@@ -43,6 +48,7 @@ def load_structure(path, charge=None, multiplicity=None, molecules: str = "auto"
     suffix = path.suffix.lower()
     velocities = None
     residues = None
+    formal = None
     if suffix == ".pdb":
         from openmm import app
         from openmm.unit import nanometer
@@ -64,6 +70,11 @@ def load_structure(path, charge=None, multiplicity=None, molecules: str = "auto"
             pbc = True
         else:
             cell, pbc = np.zeros((3, 3)), False
+        given = [a.formalCharge for a in topology.atoms()]
+        if any(q is not None for q in given):
+            formal = np.array([q or 0 for q in given], int)
+        if charge is None and formal is not None:
+            charge = int(formal.sum())
         system = AtomicSystem(numbers, pos, cell, pbc, charge=charge or 0,
                               multiplicity=multiplicity or 1)
         residues = [np.array([a.index for a in r.atoms()], int) for r in topology.residues()]
@@ -88,7 +99,7 @@ def load_structure(path, charge=None, multiplicity=None, molecules: str = "auto"
     if topology is None:
         topology = make_topology(system, mols, bonds)
     masses = atomic_masses[system.numbers].astype(float)
-    return Structure(system, masses, mols, bonds, topology, velocities)
+    return Structure(system, masses, mols, bonds, topology, velocities, formal)
 
 
 def make_topology(system: AtomicSystem, molecules, bonds):

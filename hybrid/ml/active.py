@@ -51,7 +51,7 @@ False on every failed step; the step is logged as an ``untrusted`` event.
 
 **Promotion** (``promote=True``, optional): every step is evaluated as a
 blend (:mod:`couplers.blend`, product partitions, at most
-``promote_max_buffer`` buffer units, beyond that sorted partitions)
+``promote_max_buffer`` buffer units; more stop the step with an error)
 
     E = E_ML(all) + Σ_P σ_P [E_ref(P) - E_ML(P)]
 
@@ -281,8 +281,8 @@ class ActiveLearner(Potential):
     on_untrusted : "reference" (default: the step's forces from the reference
         label) or "raise" (:class:`UntrustedStepError`)
     promote : evaluate checked steps as an uncertainty-driven blend (not Hamiltonian)
-    promote_max_buffer : product partitions for up to this many buffer units,
-        sorted partitions beyond
+    promote_max_buffer : product partitions for up to this many buffer units;
+        more raise InputError (naming the count and the cap)
     retrain : "fine_tune" (default) or "train"
     retrain_every : retrain when this many new labels have accumulated (K)
     retrain_interval : also retrain this many steps after the last retrain
@@ -621,8 +621,8 @@ class ActiveLearner(Potential):
                 raise InputError(f"{self.name}: the system has charge {system.charge}; give cluster_charge="
                                  "callable(atoms) -> charge for the promoted regions")
             self._blend = BlendedCorrection(self._promote_reference, self.committee, part, scheme="product",
-                                            max_buffer=self.promote_max_buffer, on_overflow="sorted",
-                                            bonds=self._bonds, region_charge=charge or (lambda atoms: 0),
+                                            max_buffer=self.promote_max_buffer,
+                                            bonds=self._bonds, charges=charge,
                                             name="promoted")
         self._sigma = sigma
         corr = self._blend._compute(system)

@@ -409,17 +409,16 @@ BAD_INPUTS = {
         'config.toml: [structure] multiplicity (default: 1): level "hf" (kind = "pyscf") on all 8 atoms sees '
         '29 electrons (sum of Z 29, charge 0), which cannot have multiplicity 1 (2S = 0 must have the parity of '
         'the electron count); set [structure] multiplicity (2S+1) or [structure] charge'),
-    # the radical's doublet is the whole system's; a QM region on a closed-shell water inherits it
-    "region inherits an impossible multiplicity": (
+    # the radical's doublet is the whole system's; which region holds the unpaired electron is not known
+    "region of an open-shell system": (
         dict(drop=[8]),
         _level("ml", "mlip", file=f'"{WATER_PT}"')
         + _level("hf", "pyscf", region=0, method='"HF"', basis='"sto-3g"', accept_energy_offset="true"),
         "multiplicity = 2",
-        'config.toml: [[levels]] #2 region: level "hf" (kind = "pyscf") sees 10 electrons (sum of Z 10, charge 0), '
-        'which cannot have multiplicity 2 (2S = 1 must have the parity of the electron count) on a region call at '
-        'step 0 (atoms [0, 1, 2], H2O; charge 0 and multiplicity 2 from [structure] charge / [structure] '
-        'multiplicity, which every region takes); change [structure] charge / [structure] multiplicity, or give '
-        'the level its own state: [[levels]] #2 options.multiplicity / options.charge'),
+        "config.toml: [[levels]] #2 region at step 0: region of 3 atoms [0 O, 1 H, 2 H]: the system is open-shell; "
+        "give the region's multiplicity (charges=callable(atoms) -> (charge, multiplicity)). Regions take their "
+        "charges from the structure (a PDB's charge column, recognised monatomic ions) and are singlets in a "
+        "closed-shell system; [structure] charge and multiplicity describe the whole system"),
     "unknown basis": (
         dict(),
         _level("hf", "pyscf", method='"HF"', basis='"6-31gxx"'), "",
@@ -506,7 +505,7 @@ def test_check_exits_1_when_step_0_fails_like_run(tmp_path, capsys):
 
 
 def test_buffer_overflow_at_step_0_exits_2_naming_max_buffer(tmp_path, capsys):
-    """Two waters in the buffer at step 0 with max_buffer = 1 and on_overflow = "error" (the default)."""
+    """Two waters in the buffer at step 0 with max_buffer = 1."""
     import shutil
     _structure(tmp_path)
     shutil.copyfile(MLIP, tmp_path / WATER_PT)
@@ -516,6 +515,6 @@ def test_buffer_overflow_at_step_0_exits_2_naming_max_buffer(tmp_path, capsys):
     for cmd, code, err in _check_and_run(cfg, capsys):
         assert code == 2, (cmd, err)
         assert 'config.toml: [[levels]] #2 region.max_buffer = 1: 2 molecules lie in the buffer at step 0 (product ' \
-               'partitions would need 4 region calls); raise max_buffer, narrow the buffer (width) or set ' \
-               'region.on_overflow = "sorted"' in err.splitlines(), err
+               'partitions would need 4 region calls); raise max_buffer or narrow the buffer (width)' \
+               in err.splitlines(), err
     assert not (tmp_path / "output").exists()

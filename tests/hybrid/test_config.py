@@ -66,7 +66,7 @@ def test_valid_config_fills_defaults_and_resolves_paths(cfgdir):
     assert [lv.name for lv in cfg.levels] == ["ml", "qm"]
     assert cfg.levels[0].region is None
     r = cfg.levels[1].region
-    assert (r.scheme, r.switch, r.max_buffer, r.on_overflow) == ("product", "quintic", 6, "error")
+    assert (r.scheme, r.switch, r.max_buffer) == ("product", "quintic", 6)
     assert r.center == {"kind": "molecule", "value": 0}
 
 
