@@ -167,6 +167,25 @@ def _checkpoint_step(path):
         return -1
 
 
+def _run_until(cmd, out: Path, lo: int, hi: int, ck: int, sig) -> subprocess.CompletedProcess:
+    """Start ``cmd``, send ``sig`` when the CSV's last step is in [lo, hi] and the checkpoint is at ``ck``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            last = len(_rows(out / "energies.csv")) - 2 if (out / "energies.csv").exists() else -1
+            if lo <= last <= hi and _checkpoint_step(out / "checkpoint.json") == ck:
+                break
+            time.sleep(0.002)
+        assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()}"
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     """SIGKILL a running `hybrid run` after a checkpoint and a few more steps; `--resume` loses no step and
     duplicates none, and the CSV and trajectory equal those of an uninterrupted run with the same seed
@@ -177,21 +196,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     cfg = make_run(tmp_path / "killed", n, sleep=0.02, integrator=integrator)
     out = tmp_path / "killed" / "output"
     cmd = [sys.executable, "-m", "hybrid.cli", "run", "--no-progress", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-    deadline = time.time() + 120
-    ck = -1
-    try:
-        while time.time() < deadline and proc.poll() is None:      # kill mid-way between checkpoints 20 and 30
-            last = len(_rows(out / "energies.csv")) - 2 if (out / "energies.csv").exists() else -1
-            if 24 <= last <= 26 and _checkpoint_step(out / "checkpoint.json") == 20:
-                break
-            time.sleep(0.002)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.communicate()}"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    res = _run_until(cmd, out, 24, 26, 20, signal.SIGKILL)                # mid-way between checkpoints 20 and 30
+    assert res.returncode == -signal.SIGKILL, res.stderr
     ck = _checkpoint_step(out / "checkpoint.json")
     written = len(_rows(out / "energies.csv")) - 1
     assert 20 <= ck < n and written > ck + 1                  # killed between checkpoints, rows after the last one
@@ -226,25 +232,6 @@ def test_main_job_config_builds_and_steps(tmp_path):
     rows = list(d)
     assert len(rows) == 3 and all(r["high_calls_qm"] == "1" for r in rows)
     assert all(abs(float(r["dE_qm_eV"])) < 0.05 for r in rows)      # the levels share HF's zero of energy
-
-
-def _run_until(cmd, out: Path, lo: int, hi: int, ck: int, sig) -> subprocess.CompletedProcess:
-    """Start ``cmd``, send ``sig`` when the CSV's last step is in [lo, hi] and the checkpoint is at ``ck``."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            last = len(_rows(out / "energies.csv")) - 2 if (out / "energies.csv").exists() else -1
-            if lo <= last <= hi and _checkpoint_step(out / "checkpoint.json") == ck:
-                break
-            time.sleep(0.002)
-        assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()}"
-        proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
