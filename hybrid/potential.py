@@ -55,7 +55,8 @@ class Potential:
     ``species`` (atomic numbers) restricts the elements a model accepts;
     ``min_distance`` (Å) rejects atoms closer than that before any engine
     runs, so that a broken geometry gives a clear error instead of a
-    library's traceback.
+    library's traceback. :meth:`compute` first refuses NaN or inf in the
+    positions and external charges (:meth:`AtomicSystem.check_finite`).
     """
 
     name: str = "potential"
@@ -66,6 +67,7 @@ class Potential:
         """Energy and forces (and what else the model offers) of ``system``."""
         if not isinstance(system, AtomicSystem):
             raise InputError(f"{self.name}: expected an AtomicSystem, got {type(system).__name__}")
+        system.check_finite(self.name)   # arrays can be written to after construction
         self.check(system)
         t0 = time.perf_counter()
         res = self._compute(system)

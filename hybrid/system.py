@@ -121,6 +121,33 @@ class AtomicSystem:
                 f"cannot have multiplicity {mult}: 2S = {mult - 1} must have the "
                 f"parity of the electron count and not exceed it")
 
+    def check_finite(self, who: str = "") -> None:
+        """Raise :class:`InputError` if positions or external charges are NaN or inf.
+
+        The constructor validates its arrays, but they are plain numpy arrays
+        that can be written to afterwards (``system.positions[0, 0] = nan``);
+        potentials call this before any engine runs. Checks the positions
+        (Å), the cell (Å, periodic systems), and the external charges (e),
+        their positions (Å) and Gaussian widths (Å, finite and > 0). The
+        fast path is one ``np.isfinite`` pass per array. ``who`` prefixes the
+        message (a potential's name).
+        """
+        pre = f"{who}: " if who else ""
+        syms = lambda idx: ", ".join(symbol(self.numbers[i]) for i in idx)   # noqa: E731
+        _finite_rows(self.positions, "positions", "atom", pre, syms)
+        if self.periodic:
+            _finite_rows(self.cell, "cell", "lattice vector", pre)
+        if self.ext_charges is not None:
+            _finite_rows(self.ext_charges, "ext_charges", "external charge", pre)
+            if self.ext_positions is not None:
+                _finite_rows(self.ext_positions, "ext_positions", "external charge", pre)
+            if self.ext_radii is not None:
+                _finite_rows(self.ext_radii, "ext_radii", "external charge", pre)
+                if not np.all(self.ext_radii > 0):
+                    bad = np.flatnonzero(~(self.ext_radii > 0))
+                    raise InputError(f"{pre}ext_radii must be > 0 Å; external charge(s) {_index_list(bad)} "
+                                     f"have {_value_list(self.ext_radii[bad])}")
+
     def check_distances(self, min_distance: float = 0.5) -> None:
         """Raise if two atoms are closer than ``min_distance`` Å (minimum image)."""
         n = len(self)
@@ -179,3 +206,29 @@ def _array(name: str, value, shape: tuple[int, ...]) -> np.ndarray:
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InputError(f"{name} contains NaN or inf (first at index {tuple(int(b) for b in bad)})")
     return arr
+
+
+def _index_list(idx, limit: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    return shown + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+
+
+def _value_list(vals, limit: int = 5) -> str:
+    shown = ", ".join(f"{float(v):g}" for v in np.asarray(vals).reshape(-1)[:limit])
+    return shown + (" ..." if np.size(vals) > limit else "")
+
+
+def _finite_rows(arr, name: str, what: str, pre: str, syms=None) -> None:
+    """Raise naming the rows (atoms, charges) of ``arr`` that hold NaN or inf."""
+    arr = np.asarray(arr)
+    if np.isfinite(arr).all():
+        return
+    bad_rows = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))
+    first = bad_rows[0]
+    row = np.atleast_1d(arr[first])
+    elems = f" ({syms(bad_rows[:5])})" if syms is not None else ""
+    plural = "s" if len(bad_rows) > 1 else ""
+    raise InputError(
+        f"{pre}{name} of {what}{plural} {_index_list(bad_rows)}{elems} are not finite (NaN or inf): "
+        f"{what} {int(first)} has [{', '.join(f'{float(v):g}' for v in row)}]; the array was changed "
+        "after the system was built, or a previous step produced it")

@@ -7,11 +7,41 @@ amu, time in fs. Engine edges convert once with the factors below:
 * OpenMM: kJ/mol, nm, ps    -> ``KJ_PER_MOL``, ``NM``, ``PS``
 * SI (continuum module)     -> ``E_CHARGE``, ``K_B``, ``EPS0``, ...
 
-Values are CODATA 2018 (``scipy.constants``), the set PySCF also uses.
+Values come from ``scipy.constants``: CODATA 2022 with SciPy >= 1.15 (the
+set this project is developed and tested with), CODATA 2018 with SciPy
+1.10-1.14; :data:`CODATA` says which one was loaded. The two sets differ by
+3e-13 (relative) in ``HARTREE`` and 7e-10 in ``BOHR``: far below any
+tolerance in this project, but not bit-identical.
+
+Other libraries use other sets, and their constants must never be mixed with
+these in one round trip:
+
+* PySCF (``pyscf.data.nist``): ``HARTREE2EV = 27.21138602`` (CODATA 2014) and
+  ``BOHR = 0.52917721092`` Å (CODATA 2010). Against ours (CODATA 2022:
+  27.211386245981 eV, 0.529177210544 Å) that is 8.3e-9 relative in the
+  Hartree and 7.1e-10 in the Bohr. The trap: an energy converted to eV here
+  and back to Hartree with PySCF's constant is off by 8.3e-9·|E|, e.g.
+  6.3e-7 Eh (1.7e-5 eV) for one HF water (-76 Eh) and 1.9e-6 Eh (5.2e-5 eV)
+  for a water trimer (-228 Eh): 10^4 times a tight SCF's ``conv_tol``, so a
+  comparison with PySCF's own ``e_tot`` fails for no physical reason.
+* ASE (``ase.units``, CODATA 2014 by default): Hartree 27.211386024 eV,
+  Bohr 0.52917721056 Å (8.1e-9 and 3.7e-11 relative to ours).
+
+The PySCF layer (:mod:`hybrid.qm.pyscf_layer`) therefore hands PySCF its
+geometry in Bohr converted with :data:`BOHR` and converts energies and
+gradients back with :data:`HARTREE` and the same :data:`BOHR`, so PySCF's
+constants never enter: ``energy_eV / HARTREE`` is PySCF's ``e_tot`` to
+round-off. Convert PySCF numbers with these constants, not with
+``pyscf.data.nist`` or ``ase.units``.
 """
 from __future__ import annotations
 
 from scipy import constants as _c
+
+#: Which CODATA set ``scipy.constants`` provided ("2022", "2018" or "unknown"), told apart by the
+#: Hartree energy in eV (2018: 27.211386245988, 2022: 27.211386245981).
+CODATA = {27.211386245981: "2022", 27.211386245988: "2018"}.get(
+    _c.physical_constants["Hartree energy in eV"][0], "unknown")
 
 # --- SI constants -----------------------------------------------------------
 E_CHARGE = _c.e                    # C

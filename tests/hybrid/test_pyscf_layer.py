@@ -131,3 +131,155 @@ def test_cached_numint_matches_pyscf_across_geometries():
         vxc.append([id(b[0]) for b in cached._blocks])
     assert vxc[1] == vxc[0]     # same geometry: the stored blocks were replayed
     assert vxc[2] == vxc[1]     # new geometry, same block shapes: the same arrays, refilled
+
+
+# -- guards: inputs that would reach PySCF broken -------------------------------------------------
+def test_nonfinite_positions_and_charges_refused_before_any_scf(water):
+    """NaN/inf written into the arrays after the system was built: an InputError naming the atom or
+    charge, on the compute path and on the _compute path blends and Subset use; no SCF is run."""
+    p = PySCFPotential("HF", "sto-3g")
+    s = AtomicSystem(water.numbers, water.positions, ext_charges=[0.417], ext_positions=[[2.6, 0.3, 0.0]])
+    p.compute(s)
+    n_calls = len(p.log)
+    s.positions[2, 1] = np.nan
+    for call in (p.compute, p._compute):
+        with pytest.raises(InputError, match=r"HF/sto-3g: positions of atom 2 \(H\) are not finite"):
+            call(s)
+    s.positions[2, 1] = water.positions[2, 1]
+    s.ext_charges[0] = np.inf
+    with pytest.raises(InputError, match=r"HF/sto-3g: ext_charges of external charge 0 are not finite"):
+        p._compute(s)
+    s.ext_charges[0] = 0.417
+    s.ext_positions[0, 0] = np.nan
+    with pytest.raises(InputError, match=r"HF/sto-3g: ext_positions of external charge 0 are not finite"):
+        p._compute(s)
+    assert len(p.log) == n_calls
+
+
+def test_charge_closer_than_threshold_to_a_nucleus_refused(water):
+    """Before: +0.417 e 0.05 Å from O gave |F| = 1.8e4 eV/Å silently, and at 0 Å an SCFConvergenceError."""
+    o = water.positions[0]
+
+    def with_charge(d, q=0.417, at=o):
+        return AtomicSystem(water.numbers, water.positions, ext_charges=[-0.8, q],
+                            ext_positions=[[3.0, 0.0, 0.0], at + [0.0, 0.0, d]])
+
+    p = PySCFPotential("HF", "sto-3g")
+    for d in (0.05, 0.0):
+        with pytest.raises(InputError, match=rf"HF/sto-3g: external charge 1 \(\+0.417 e at \[0.000, 0.000, "
+                                             rf"[0-9.]+\] Å\) is {d:.3f} Å from atom 0 \(O\), closer than "
+                                             r"min_charge_distance = 0.5 Å"):
+            p.compute(with_charge(d))
+    assert not p.log
+    with pytest.raises(InputError, match=r"is 0.100 Å from atom 1 \(H\), closer than min_charge_distance = 0.2 Å"):
+        PySCFPotential("HF", "sto-3g", min_charge_distance=0.2).compute(with_charge(0.1, at=water.positions[1]))
+    # a charge of exactly zero has no field: not refused; a lowered threshold lets a charge through
+    assert np.isfinite(PySCFPotential("HF", "sto-3g").compute(with_charge(0.05, q=0.0)).energy)
+    loose = PySCFPotential("HF", "sto-3g", min_charge_distance=0.3)
+    assert np.isfinite(loose.compute(with_charge(0.4)).energy)
+    loose.min_charge_distance = 0.45       # a changed threshold applies at the next call
+    with pytest.raises(InputError, match="is 0.400 Å from atom 0"):
+        loose.compute(with_charge(0.4))
+
+
+# -- settings changed on an existing potential ----------------------------------------------------
+# Both sides below start cold (a changed setting drops the warm-start history) and converge to
+# conv_tol = 1e-11 Eh, so their energies agree to ~1e-11 Eh; 1e-9 Eh leaves margin and is 1e-7 of the
+# smallest effect tested (density fitting, ~1e-4 Eh). Forces: within QM_TOL, far below the
+# differences the settings make (> 1e-2 eV/Å).
+E_SAME = 1e-9 * 27.2114   # eV
+
+
+@pytest.mark.parametrize("start, change", [
+    (("HF", "sto-3g", {}), {"basis": "6-31g"}),
+    (("HF", "sto-3g", {}), {"method": "PBE", "grids_level": 1}),
+    (("HF", "sto-3g", {}), {"density_fit": True}),
+    (("PBE", "sto-3g", {"grids_level": 0}), {"grids_level": 2}),
+])
+def test_changed_setting_takes_effect_like_a_fresh_potential(water, start, change):
+    method, basis, opts = start
+    p = PySCFPotential(method, basis, conv_tol=1e-11, **opts)
+    before = p.compute(water)
+    p.compute(water.with_positions(water.positions * 1.01))      # warm-start history exists
+    for k, v in change.items():
+        setattr(p, k, v)
+    args = {"method": method, "basis": basis, **opts, **change}
+    fresh = PySCFPotential(args.pop("method"), args.pop("basis"), conv_tol=1e-11, **args)
+    r, ref = p.compute(water), fresh.compute(water)
+    assert abs(r.energy - ref.energy) < E_SAME
+    assert abs(r.energy - before.energy) > 1e3 * E_SAME          # the change mattered
+    assert np.abs(r.forces - ref.forces).max() < QM_TOL
+    assert p.name == fresh.name and list(r.contributions) == [fresh.name]
+    assert p.log[-1]["scf_cycles"] == fresh.log[-1]["scf_cycles"]   # a cold start, like the fresh one
+
+
+def test_refused_settings_name_the_problem(water):
+    p = PySCFPotential("HF", "sto-3g")
+    with pytest.raises(InputError, match=r"HF/sto-3g: 'conv_tl' is not a setting of PySCFPotential; "
+                                         r"did you mean 'conv_tol'\?"):
+        p.conv_tl = 1e-8
+    with pytest.raises(InputError, match=r"HF/sto-3g: xc follows from method \('HF'\); set method instead"):
+        p.xc = "PBE"
+    with pytest.raises(InputError, match="does not know the method or functional 'B3LPY'"):
+        p.method = "B3LPY"
+    with pytest.raises(InputError, match="HF/sto-3g: max_cycle must be an integer > 0, got 0"):
+        p.max_cycle = 0
+    with pytest.raises(InputError, match=r"extrapolation order must be one of \[0, 1, 2, 3\], got 5"):
+        p.extrapolation = 5
+    mp2 = PySCFPotential("MP2", "sto-3g")
+    with pytest.raises(InputError, match="MP2/sto-3g: density_fit is supported for HF and DFT, not for MP2"):
+        mp2.density_fit = True
+    # a refused value leaves the potential as it was
+    assert (p.method, p.kind, p.max_cycle, p.extrapolation, mp2.density_fit) == ("HF", "hf", 100, 3, False)
+    p.extrapolation = 1
+    assert p.extrapolator.order == 1 and np.isfinite(p.compute(water).energy)
+
+
+def test_scf_error_reports_the_settings_that_ran(water):
+    """The message is read back from the PySCF objects that ran: a changed max_cycle/conv_tol/basis is
+    what it reports (before: the cached objects kept the old settings, so the first change went
+    unnoticed and the message printed the potential's attributes, never the basis)."""
+    p = PySCFPotential("HF", "6-31g", conv_tol=1e-11, name="qm")
+    p.compute(water)
+    p.max_cycle, p.conv_tol = 1, 1e-14
+    moved = water.with_positions(water.positions * 1.05)
+    with pytest.raises(SCFConvergenceError) as err:
+        p.compute(moved)
+    msg = str(err.value)
+    assert msg.startswith("qm: SCF did not converge: HF/6-31g, restricted, charge 0, multiplicity 1; ")
+    assert ("tried DIIS (1/1 cycles, conv_tol 1e-14 Eh); then damping 0.5 + level shift 0.5 Eh "
+            "(1/1 cycles, conv_tol 1e-14 Eh); then second-order SCF (1/1 cycles, conv_tol 1e-14 Eh)") in msg
+    p.basis = "sto-3g"
+    with pytest.raises(SCFConvergenceError, match=r"^qm: SCF did not converge: HF/sto-3g, ") as err:
+        p.compute(moved)
+    assert "6-31g" not in str(err.value)
+    dft = PySCFPotential("PBE", "sto-3g", grids_level=0, density_fit=True, max_cycle=1, conv_tol=1e-14)
+    with pytest.raises(SCFConvergenceError, match=r"PBE/sto-3g, restricted, charge 0, multiplicity 1, "
+                                                  r"density fitted \(default auxbasis\), grid level 0; tried"):
+        dft.compute(water)
+
+
+# -- units at the PySCF edge ---------------------------------------------------------------------
+def test_pyscf_edge_uses_the_project_constants_only(water):
+    """Geometry in Bohr by hybrid.units.BOHR (not PySCF's CODATA-2010 Bohr, 7.1e-10 apart), energy back
+    by hybrid.units.HARTREE: E_eV / HARTREE is PySCF's e_tot to round-off (a few ulp of 76 Eh, 1e-12 Eh
+    bound), whereas PySCF's HARTREE2EV (CODATA 2014) would be 6.3e-7 Eh off."""
+    import scipy.constants._codata as codata
+    from pyscf.data import nist
+
+    from hybrid import units
+    table = getattr(codata, f"_physical_constants_{units.CODATA}")
+    assert units.HARTREE == table["Hartree energy in eV"][0]          # same parsed literal
+    assert abs(units.BOHR / (table["Bohr radius"][0] * 1e10) - 1) < 1e-15
+    s = AtomicSystem(water.numbers, water.positions, ext_charges=[0.417, -0.834],
+                     ext_positions=[[2.6, 0.3, 0.0], [3.1, -0.2, 0.4]], ext_radii=[0.3, 0.5])
+    p = PySCFPotential("HF", "sto-3g", conv_tol=1e-11)
+    for x in (s, s.with_positions(s.positions + 0.01)):              # built, then moved (set_geom_)
+        r = p.compute(x)
+        mol, mm = p._mf.mol, p._mf.mm_mol
+        assert np.allclose(mol.atom_coords(), x.positions / units.BOHR, rtol=1e-15, atol=1e-15)
+        assert np.allclose(mm.atom_coords(), x.ext_positions / units.BOHR, rtol=1e-15, atol=1e-15)
+        assert np.allclose(mm.get_zetas(), (units.BOHR / x.ext_radii) ** 2, rtol=1e-14, atol=0)
+        e_tot = float(p._mf.e_tot)
+        assert abs(r.energy / units.HARTREE - e_tot) < 1e-12
+        assert abs(r.energy / nist.HARTREE2EV - e_tot) > 5e-7          # the trap this avoids

@@ -52,6 +52,38 @@ def test_close_atoms_rejected_by_potentials():
         Zero().compute(s)
 
 
+def test_values_written_after_construction_are_refused_before_any_engine_runs():
+    """Positions and external charges are plain arrays: NaN/inf written into them later is caught by
+    Potential.compute, naming the array, the atoms or charges and their elements."""
+    class Zero(Potential):
+        name = "zero"
+        min_distance = 0      # the finite check must not rely on the distance check's neighbour list
+
+        def _compute(self, s):
+            return Result(0.0, np.zeros((len(s), 3)))
+
+    s = AtomicSystem([8, 1, 1], WATER, ext_charges=[0.4, -0.8], ext_positions=[[3, 0, 0], [4, 0, 0]],
+                     ext_radii=[0.3, 0.3])
+    Zero().compute(s)
+    s.positions[1, 0] = np.nan
+    s.positions[2, 2] = np.inf
+    with pytest.raises(InputError, match=r"^zero: positions of atoms 1, 2 \(H, H\) are not finite "
+                                         r"\(NaN or inf\): atom 1 has \[nan, 0.7572, -0.4692\]"):
+        Zero().compute(s)
+    s.positions[:] = WATER
+    s.ext_positions[1, 1] = np.nan
+    with pytest.raises(InputError, match=r"^zero: ext_positions of external charge 1 are not finite"):
+        Zero().compute(s)
+    s.ext_positions[1, 1] = 0.0
+    s.ext_charges[0] = np.inf
+    with pytest.raises(InputError, match=r"^zero: ext_charges of external charge 0 are not finite"):
+        Zero().compute(s)
+    s.ext_charges[0] = 0.4
+    s.ext_radii[1] = -0.3
+    with pytest.raises(InputError, match=r"^zero: ext_radii must be > 0 Å; external charge\(s\) 1 have -0.3"):
+        Zero().compute(s)
+
+
 def test_ase_round_trip():
     s = AtomicSystem([8, 1], WATER[:2], charge=-1)
     back = AtomicSystem.from_ase(s.to_ase())
