@@ -377,9 +377,10 @@ class Runner:
         ck = self.checkpoint_step
         where = (f"the last checkpoint ({self.cfg['output']['checkpoint']}) is step {ck}, from which "
                  "`hybrid run --resume` restarts" if ck >= 0 else "no checkpoint was written")
-        msg = (f"step {step} (t = {t:.2f} fs): the potential failed: {kind}: {text}\n"
-               f"The run stopped. {self.cfg['output']['csv'].name} and the trajectory hold every step before "
-               f"{step}; {where}.")
+        kept = (f"{self.cfg['output']['csv'].name} and the trajectory hold every step before {step}; {where}"
+                if getattr(self, "csv", None) is not None else
+                "nothing was written (step 0 is evaluated before any output exists)")
+        msg = f"step {step} (t = {t:.2f} fs): the potential failed: {kind}: {text}\nThe run stopped. {kept}."
         return RunFailed(msg, step, ck, cause)
 
     def _close(self, plot: bool) -> None:
