@@ -69,6 +69,16 @@ class _Evaluator:
     def invalidate(self):
         self._key = None
 
+    def system_at(self, positions, cell=None) -> AtomicSystem:
+        """The AtomicSystem handed to the potential for particle ``positions`` (Å; atoms, then any
+        external charges) and ``cell`` (Å, None: not periodic)."""
+        n = self.n_atoms
+        pbc = cell is not None
+        return AtomicSystem(self.numbers, positions[:n], cell if pbc else np.zeros((3, 3)), pbc,
+                            charge=self.charge, multiplicity=self.multiplicity,
+                            ext_charges=self.ext_charges if self.n_ext else None,
+                            ext_positions=positions[n:] if self.n_ext else None)
+
     def __call__(self, state):
         t0 = time.perf_counter()
         from openmm.unit import nanometer
@@ -79,11 +89,8 @@ class _Evaluator:
             pbc = True
         else:
             cell, pbc = np.zeros((3, 3)), False
-        ext_pos = pos[n:] if self.n_ext else None
         try:
-            system = AtomicSystem(self.numbers, pos[:n], cell, pbc, charge=self.charge,
-                                  multiplicity=self.multiplicity,
-                                  ext_charges=self.ext_charges if self.n_ext else None, ext_positions=ext_pos)
+            system = self.system_at(pos, cell if pbc else None)
             if self.before_compute is not None:
                 self.before_compute(system)
             key = None
@@ -236,6 +243,11 @@ class PotentialForce:
         self._eval.invalidate()
 
     # -- reporting ----------------------------------------------------------------
+    def system_at(self, positions, cell=None) -> AtomicSystem:
+        """The AtomicSystem this force hands its potential for particle ``positions`` (Å, (n + n_ext, 3))
+        and ``cell`` (Å; used only when the force is periodic); e.g. to check a model before step 0."""
+        return self._eval.system_at(np.asarray(positions, float), cell if self._eval.periodic else None)
+
     @property
     def result(self) -> Result | None:
         """The last Result (eV, eV/Å) the potential returned."""

@@ -184,11 +184,7 @@ def _openmm_system(cfg, structure, model, inner, source):
 def seen_system(force, positions, structure: Structure) -> AtomicSystem:
     """The AtomicSystem ``force`` hands its potential at ``positions`` (Å): its atoms, charge and
     multiplicity, and the structure's cell if the force is periodic (as at step 0)."""
-    ev = force._eval
-    s = structure.system
-    periodic = bool(force.periodic)
-    return AtomicSystem(ev.numbers, positions, s.cell if periodic else np.zeros((3, 3)), periodic,
-                        charge=ev.charge, multiplicity=ev.multiplicity)
+    return force.system_at(positions, structure.system.cell)
 
 
 # -- the levels against what they see at step 0 --------------------------------------------------
