@@ -192,3 +192,61 @@ def test_energy_and_two_derivatives_are_continuous_along_a_path_naive_truncation
     a, b = found["cubic"]
     assert b[1] < 0.6 * a[1] and b[2] > 0.8 * a[2], (a, b)         # a C¹ switch: d²E/ds² jumps
     print({k: (v[0].tolist(), v[1].tolist()) for k, v in found.items()})
+
+
+# -- configuration ----------------------------------------------------------------------------------------
+def test_config_keys_reach_the_blend_and_the_preflight(tmp_path):
+    """scheme = "expansion" and order round-trip from TOML to the BlendedCorrection; order 0 is refused;
+    the preflight lists the expansion's step-0 region calls and names max_buffer when they are too many."""
+    from pathlib import Path
+
+    import ase.io
+
+    from hybrid.build import water_cluster
+    from hybrid.config import ConfigError, load_config
+    from hybrid.md.preflight import _LevelChecks, evaluate_step0, preflight
+    mlip = Path(__file__).resolve().parents[2] / "models" / "water_gfn2xtb.pt"
+    ase.io.write(tmp_path / "w.xyz", water_cluster(3, spacing=2.9, seed=3).to_ase(), format="extxyz")
+
+    def config(region):
+        p = tmp_path / "config.toml"
+        p.write_text(f"""
+[structure]
+file = "w.xyz"
+[[levels]]
+name = "ml"
+kind = "mlip"
+file = "{mlip}"
+[[levels]]
+name = "ml2"
+kind = "mlip"
+file = "{mlip}"
+[levels.region]
+center = {{molecule = 0}}
+r_inner = 1.0
+width = 4.0
+{region}
+[md]
+timestep_fs = 0.5
+steps = 2
+[output]
+directory = "{tmp_path / 'out'}"
+progress = false
+""")
+        return load_config(p)
+
+    cfg = config('scheme = "expansion"\norder = 1')
+    assert (cfg.levels[1].region.scheme, cfg.levels[1].region.order) == ("expansion", 1)
+    assert config('scheme = "expansion"').levels[1].region.order == 2
+    pre = preflight(cfg)
+    blend = pre.model.potential.terms[1][1]
+    assert (blend.scheme, blend.order) == ("expansion", 1)
+    W = blend.partitioner.weights(pre.system)
+    parts = _LevelChecks.partitions(blend, W)
+    assert sorted(map(len, parts)) == [1, 2, 2]                # core; core + each of the 2 members
+    evaluate_step0(pre)
+    with pytest.raises(ConfigError, match=r"region.order = 0: must be >= 1"):
+        config('scheme = "expansion"\norder = 0')
+    with pytest.raises(ConfigError, match=r"region.max_buffer = 1: 2 molecules besides the centre's have weight "
+                                          r"> 0 at step 0 \(the expansion of order 2 would need 4 region calls\)"):
+        preflight(config('scheme = "expansion"\nmax_buffer = 1'))
