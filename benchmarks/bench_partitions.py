@@ -13,7 +13,9 @@ buffer holds waters K+1 … K+n.
 Schemes: ``product`` (2ⁿ calls, the reference), ``sorted`` (n+1 calls,
 forces jump where weights cross), ``expansion`` order 1 and 2 about the
 centre water (1 + m and 1 + m + m(m−1)/2 calls for m = K + n members: inner
-waters are expansion members too). Truncation error against product: |ΔE|
+waters are expansion members too; each call holds at most 1 + order waters,
+where product and sorted calls hold up to 1 + K + n: the column "largest call",
+which sets the cost of a QM level). Truncation error against product: |ΔE|
 (meV) of the correction, and the RMS force error (eV/Å) over the atoms of the
 region (centre, inner and buffer waters). Wall time: one cold evaluation (a
 fresh xTB instance per region, so every SCC starts from scratch), the best of
@@ -76,9 +78,10 @@ def main(argv=None):
     schemes = [("product", {}), ("sorted", {}), ("expansion-1", {"order": 1}), ("expansion-2", {"order": 2})]
     print(f"30 waters; centre water {centre}; {K} inner water(s) besides it; high GFN2-xTB, low MLIP "
           "(models/water_gfn2xtb.pt)")
-    print("n = buffer waters; calls per evaluation; wall s of one cold evaluation; truncation error vs product: "
-          "|dE| meV, RMS dF eV/A over the region's atoms")
-    head = (f"{'n':>2} | {'calls prod/sort/exp1/exp2':>26} | {'wall s prod/sort/exp1/exp2':>27} | "
+    print("n = buffer waters; region calls per evaluation; largest call (waters); wall s of one cold evaluation; "
+          "truncation error vs product: |dE| meV, RMS dF eV/A over the region's atoms")
+    head = (f"{'n':>2} | {'calls prod/sort/exp1/exp2':>26} | {'largest call':>12} | "
+            f"{'wall s prod/sort/exp1/exp2':>27} | "
             f"{'|dE| meV sort/exp1/exp2':>24} | {'RMS dF eV/A sort/exp1/exp2':>27}")
     print(head)
     print("-" * len(head))
@@ -98,15 +101,17 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 r = blend.compute(s)
                 best = min(best, time.perf_counter() - t0)
-            res[label] = (r.energy, r.forces, r.info["n_high_calls"], best)
+            largest = max(len(p) for p, _, _ in blend._partitions(W, W.inner, W.buffer, blend.scheme))
+            res[label] = (r.energy, r.forces, r.info["n_high_calls"], best, largest)
         e0, f0 = res["product"][:2]
         err = {k: (abs(v[0] - e0) * 1e3, np.sqrt(np.mean(np.sum((v[1] - f0)[region] ** 2, axis=1))))
                for k, v in res.items() if k != "product"}
         calls = "/".join(str(res[k][2]) for k, _ in schemes)
         wall = "/".join(f"{res[k][3]:.3f}" for k, _ in schemes)
+        big = "/".join(str(res[k][4]) for k, _ in schemes)
         de = "/".join(f"{err[k][0]:.1f}" for k, _ in schemes[1:])
         df = "/".join(f"{err[k][1]:.4f}" for k, _ in schemes[1:])
-        print(f"{n:>2} | {calls:>26} | {wall:>27} | {de:>24} | {df:>27}", flush=True)
+        print(f"{n:>2} | {calls:>26} | {big:>12} | {wall:>27} | {de:>24} | {df:>27}", flush=True)
 
 
 if __name__ == "__main__":

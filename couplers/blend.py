@@ -218,8 +218,8 @@ class BlendedCorrection(Potential):
         low = [k for k in core if W.w[k] < 1.0]
         if low:
             raise InputError(f"{self.name}: the expansion's core unit of atoms {W.units[low[0]].tolist()} has weight "
-                             f"{W.w[low[0]]:.6g} < 1 (its centre of mass lies beyond r_inner from the region's "
-                             "centre); the core must stay in the inner region: raise r_inner")
+                             f"{W.w[low[0]]:.6g} < 1; the core must stay in the inner region (raise r_inner, or "
+                             "give another core)")
         members = [k for k in range(len(W.units)) if W.w[k] > 0.0 and k not in core]
         return core, members
 
@@ -230,7 +230,7 @@ class BlendedCorrection(Potential):
         if scheme == "expansion":
             core, members = self._expansion_units(W)
             for S, c, dc in expansion.coefficients({k: float(w[k]) for k in members}, members, self.order):
-                if c != 0.0 or any(dc.values()):
+                if c != 0.0 or any(d for k, d in dc.items() if k in W.grad):     # else it adds nothing
                     out.append((core + list(S), c, dc))
             return out
         if scheme == "product":

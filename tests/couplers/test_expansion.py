@@ -112,6 +112,9 @@ def test_fixed_point_and_fixed_region_cores():
     full = corr(part=DistancePartitioner(("point", (0.1, 0.0, 0.0)), R_IN, WIDTH), order=3).compute(s)
     prod = corr("product", part=DistancePartitioner(("point", (0.1, 0.0, 0.0)), R_IN, WIDTH)).compute(s)
     assert abs(full.energy - prod.energy) < 1e-10
+    # an explicit empty core on a molecule-centred region: the centre water becomes a member too
+    nocore = corr(core=[], order=4).compute(s)
+    assert nocore.info["n_members"] == 3 and abs(nocore.energy - corr("product").compute(s).energy) < 1e-10
     fixed = corr(part=FixedPartitioner([0, 1, 2, 6, 7, 8])).compute(s)
     assert fixed.info["n_high_calls"] == 1 and fixed.info["n_members"] == 0
     assert abs(fixed.energy - corr("product", part=FixedPartitioner([0, 1, 2, 6, 7, 8])).compute(s).energy) < 1e-12
