@@ -21,7 +21,11 @@ region (centre, inner and buffer waters). Wall time: one cold evaluation (a
 fresh xTB instance per region, so every SCC starts from scratch), the best of
 ``--repeat``, seconds, one thread.
 
-    python benchmarks/bench_partitions.py [--inner 0] [--nmax 8]
+``--series`` adds, for the largest n, the expansion's error at every order
+1 … m (it reaches the product sum at order m), which shows how fast the
+many-body expansion of ΔE = E_high − E_low about the centre water converges.
+
+    python benchmarks/bench_partitions.py [--inner 0] [--nmax 8] [--series]
 """
 from __future__ import annotations
 
@@ -62,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--inner", type=int, default=0, help="waters in the inner region besides the centre")
     ap.add_argument("--nmax", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="cold evaluations per scheme; the fastest is shown")
+    ap.add_argument("--series", action="store_true", help="expansion error at every order for the largest n")
     args = ap.parse_args(argv)
 
     import torch
@@ -112,6 +117,13 @@ def main(argv=None):
         de = "/".join(f"{err[k][0]:.1f}" for k, _ in schemes[1:])
         df = "/".join(f"{err[k][1]:.4f}" for k, _ in schemes[1:])
         print(f"{n:>2} | {calls:>26} | {big:>12} | {wall:>27} | {de:>24} | {df:>27}", flush=True)
+    if args.series:
+        xtb, m = XTBPotential("GFN2-xTB"), K + args.nmax
+        print(f"\nn = {args.nmax}: expansion order k, region calls, error vs product |dE| meV, RMS dF eV/A")
+        for k in range(1, m + 1):
+            r = BlendedCorrection(xtb, low, part, scheme="expansion", order=k, max_buffer=m).compute(s)
+            print(f"  k = {k}: {r.info['n_high_calls']:>4} calls  {abs(r.energy - e0) * 1e3:7.2f} meV  "
+                  f"{np.sqrt(np.mean(np.sum((r.forces - f0)[region] ** 2, axis=1))):.4f} eV/A", flush=True)
 
 
 if __name__ == "__main__":

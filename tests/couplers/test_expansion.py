@@ -2,8 +2,6 @@
 exact forces and virial, exactness at full order, coefficients, caps and errors, and
 continuity of E, dE/ds and d²E/ds² along a path through the buffer, with the naive
 moving-base truncation as the negative control."""
-import itertools
-
 import numpy as np
 import pytest
 
