@@ -11,6 +11,15 @@ where P runs over partitions: P = inner ∪ S for subsets S of the buffer units.
 * ``sorted``   buffer units sorted by weight, w_(1) >= ... >= w_(n);
   P_k = inner ∪ {the first k}, σ_k = w_(k) - w_(k+1) (w_(0) = 1, w_(n+1) = 0);
   n+1 region pairs; E is continuous but forces jump where two weights cross.
+* ``expansion``  the product sum expanded in many-body terms about a fixed core C
+  (the units of the partitioner's centre, ``core_atoms``; none for a fixed point)
+  and truncated at ``order`` k (:mod:`couplers.expansion`): partitions C ∪ S for
+  the subsets S, |S| <= k, of the members M (every other unit with w > 0, inner
+  ones included), σ_S = Π_{u∈S} w_u Σ_{i<=k-|S|} (-1)^i e_i(w_{M∖S}) (Σ_S σ_S = 1);
+  1 + m (k = 1) or 1 + m + m(m-1)/2 (k = 2) region calls for m members, each on
+  |C| + |S| units; as smooth as the switch (members enter and leave at w = 0,
+  nothing is reclassified); the product sum exactly when k >= m. A core unit
+  with w < 1 is an error.
 * ``force_mixing``  not Hamiltonian, for comparison (ASE ForceQMMM-like):
   F = F_low + w_u(a) [F_high(R) - F_low(R)] on atoms of the region R = inner ∪ buffer,
   reported energy E_low + ΔE(R) is not conserved; no virial.
@@ -21,8 +30,9 @@ of the conservative schemes are exact:
     W = Σ_P σ_P W_P - Σ_P ΔE_P Σ_u (∂σ_P/∂w_u) ∂w_u/∂ε,
 W_P = Σ_i r_i ⊗ ΔF_i over the cluster P (its energies are translation invariant).
 
-More than ``max_buffer`` units in the buffer of the product scheme is an
-error naming the count and the cap (a fallback to sorted partitions would be
+More than ``max_buffer`` units in the buffer of the product scheme, or more
+than ``max_buffer`` members of the expansion scheme, is an error naming the
+count, the region calls and the cap (a fallback to sorted partitions would be
 a different energy function: the energy would jump when the count crossed
 the cap).
 
@@ -48,11 +58,12 @@ from hybrid.errors import InputError
 from hybrid.potential import LinearCombination, Potential, Result
 from hybrid.system import AtomicSystem
 
+from . import expansion
 from .charges import RegionCharges
 from .link_atoms import CappedRegion, cut_bonds
 from .partition import Topology, Weights, place_units
 
-SCHEMES = ("product", "sorted", "force_mixing")
+SCHEMES = ("product", "sorted", "expansion", "force_mixing")
 
 
 class BlendedCorrection(Potential):
@@ -63,13 +74,23 @@ class BlendedCorrection(Potential):
     charges : per-atom formal charges (N,), {atom: charge}, or callable(atoms) -> charge or
         (charge, multiplicity) (default: recognised monatomic ions, every other molecule
         neutral if that accounts for the system's charge; see :mod:`couplers.charges`).
+    order : truncation order k >= 1 of the ``expansion`` scheme (default 2).
+    core : atoms whose units form the expansion's core (default: the partitioner's
+        ``core_atoms``, the centre's own molecule or a fixed region; none if it has none).
+    max_buffer : most buffer units (product) or expansion members (expansion).
     """
 
     def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
                  max_buffer: int = 6, workers: int = 1, bonds=None,
-                 charges=None, name: str | None = None, max_instances: int = 256):
+                 charges=None, name: str | None = None, max_instances: int = 256,
+                 order: int = 2, core=None):
         if scheme not in SCHEMES:
             raise InputError(f"unknown blending scheme {scheme!r}; choose from {SCHEMES}")
+        if int(order) != order or order < 1:
+            raise InputError(f"expansion order must be an integer >= 1, got {order!r}")
+        self.order = int(order)
+        self.core_atoms = np.asarray(getattr(partitioner, "core_atoms", ()) if core is None else core,
+                                     int).reshape(-1)
         self.high, self.low, self.partitioner = high, low, partitioner
         self.scheme, self.max_buffer = scheme, int(max_buffer)
         self.workers = int(workers)
@@ -150,6 +171,12 @@ class BlendedCorrection(Potential):
             raise InputError(f"{self.name}: {len(buf)} units in the buffer exceed max_buffer="
                              f"{self.max_buffer} (product partitions would need {2 ** len(buf)} "
                              "region calls); raise max_buffer or narrow the buffer")
+        if scheme == "expansion":
+            core, members = self._expansion_units(W)
+            if len(members) > self.max_buffer:
+                raise InputError(f"{self.name}: {len(members)} expansion members exceed max_buffer={self.max_buffer} "
+                                 f"(order {self.order} would need {expansion.n_calls(len(members), self.order)} "
+                                 "region calls); raise max_buffer or shrink the region")
         placed = None
         if system.periodic and inner + buf:
             ids = inner + buf
@@ -180,13 +207,32 @@ class BlendedCorrection(Potential):
         info = {"scheme": scheme, "n_buffer": len(buf), "n_high_calls": n_calls,
                 "inner_atoms": W.atoms(inner).tolist(), "buffer_atoms": W.atoms(buf).tolist(),
                 "weights": {int(k): float(W.w[k]) for k in inner + buf}}
+        if scheme == "expansion":
+            info.update(order=self.order, n_members=len(members), core_atoms=W.atoms(core).tolist())
         return Result(float(energy), forces, virial=virial, contributions={self.name: float(energy)}, info=info)
 
-    @staticmethod
-    def _partitions(W: Weights, inner, buf, scheme):
+    def _expansion_units(self, W: Weights):
+        """(core, members): the units holding ``core_atoms`` (each of weight 1, else InputError) and every
+        other unit with w > 0, as sorted unit ids."""
+        core = [k for k, u in enumerate(W.units) if np.isin(u, self.core_atoms).any()] if self.core_atoms.size else []
+        low = [k for k in core if W.w[k] < 1.0]
+        if low:
+            raise InputError(f"{self.name}: the expansion's core unit of atoms {W.units[low[0]].tolist()} has weight "
+                             f"{W.w[low[0]]:.6g} < 1; the core must stay in the inner region (raise r_inner, or "
+                             "give another core)")
+        members = [k for k in range(len(W.units)) if W.w[k] > 0.0 and k not in core]
+        return core, members
+
+    def _partitions(self, W: Weights, inner, buf, scheme):
         """[(units of P, σ_P, {unit: ∂σ_P/∂w_unit})]"""
         w = W.w
         out = []
+        if scheme == "expansion":
+            core, members = self._expansion_units(W)
+            for S, c, dc in expansion.coefficients({k: float(w[k]) for k in members}, members, self.order):
+                if c != 0.0 or any(d for k, d in dc.items() if k in W.grad):     # else it adds nothing
+                    out.append((core + list(S), c, dc))
+            return out
         if scheme == "product":
             for mask in itertools.product((0, 1), repeat=len(buf)):
                 factors = [w[k] if m else 1.0 - w[k] for k, m in zip(buf, mask)]

@@ -211,6 +211,11 @@ class FixedPartitioner:
     def __init__(self, atoms):
         self.atoms = np.unique(np.asarray(atoms, int))
 
+    @property
+    def core_atoms(self) -> np.ndarray:
+        """Atoms whose units have weight 1 by construction (all of them): the expansion scheme's core."""
+        return self.atoms
+
     @classmethod
     def from_mask(cls, mask):
         return cls(np.flatnonzero(np.asarray(mask, bool)))
@@ -264,6 +269,12 @@ class DistancePartitioner(_MoleculePartitioner):
         if r_inner < 0 or width < 0:
             raise InputError(f"DistancePartitioner: r_inner {r_inner} and width {width} must be >= 0")
         self.r_inner, self.width = float(r_inner), float(width)
+
+    @property
+    def core_atoms(self) -> np.ndarray:
+        """The centre's atoms (none for a fixed point): their units form the expansion scheme's core
+        (:mod:`couplers.expansion`), of weight 1 whenever r_inner exceeds their distance from the centre."""
+        return self.center.astype(int) if self.center_kind != "point" else np.zeros(0, int)
 
     def _centre(self, system, masses):
         if self.center_kind == "point":

@@ -21,8 +21,9 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``region``: ``center`` (one of ``{atom = i}``, ``{group = [i, ...]}``,
     ``{molecule = k}`` or ``{point = [x, y, z]}`` Å), ``r_inner`` (Å),
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
-    "force_mixing"), ``max_buffer`` (more buffer units stop the run with an error
-    naming the count and the cap), ``workers``.
+    "expansion"/"force_mixing"), ``order`` (the expansion's truncation order),
+    ``max_buffer`` (more buffer units, or expansion members, stop the run with
+    an error naming the count and the cap), ``workers``.
     ``accept_energy_offset`` (default false): accept that this level's zero of
     energy differs from the one below it by more than
     :data:`ENERGY_OFFSET_THRESHOLD_EV` on one molecule (otherwise an error
@@ -210,12 +211,19 @@ def _region_schema():
         "switch": Key("str", "quintic", choices=("quintic", "septic", "cubic", "step"),
                       doc="switching polynomial across the buffer: quintic (C², 6t⁵−15t⁴+10t³), septic (C³), "
                           "cubic (C¹, for comparison), step (abrupt)"),
-        "scheme": Key("str", "product", choices=("product", "sorted", "force_mixing"),
+        "scheme": Key("str", "product", choices=("product", "sorted", "expansion", "force_mixing"),
                       doc="partitions of the buffer molecules: product (2ⁿ region calls, smooth), sorted "
-                          "(n+1 calls, forces jump where two weights cross), force_mixing (not conservative)"),
+                          "(n+1 calls, forces jump where two weights cross), expansion (the product sum "
+                          "truncated at `order` in many-body terms about the centre's molecules (none for a point), "
+                          "over the m other molecules with weight > 0, inner ones included: 1+m calls at order 1, "
+                          "1+m+m(m−1)/2 at order 2, each on the centre's molecules and at most `order` others; "
+                          "smooth; exact when order ≥ m), force_mixing (not conservative)"),
+        "order": Key("int", 2, checks=(ge(1),),
+                     doc="truncation order of the expansion scheme (1 or 2 usually; ignored by the others)"),
         "max_buffer": Key("int", 6, checks=(ge(0),),
-                          doc="most molecules in the buffer for the product scheme (2^max_buffer region calls); "
-                              "more stop the run with an error naming the count and the cap"),
+                          doc="most molecules in the buffer for the product scheme (2^max_buffer region calls), "
+                              "or most expansion members (molecules with weight > 0 besides the centre's) for "
+                              "the expansion scheme; more stop the run with an error naming the count and the cap"),
         "workers": Key("int", 1, checks=(ge(1),), doc="threads evaluating the region calls of one step"),
     }
 

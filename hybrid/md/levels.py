@@ -248,7 +248,7 @@ def build_model(cfg: Section, structure) -> Model:
         region = cfg["levels"][i]["region"]
         part = partitioner(region, i + 1, structure, source.name)
         terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
-                                             max_buffer=region["max_buffer"],
+                                             max_buffer=region["max_buffer"], order=region["order"],
                                              workers=region["workers"], bonds=structure.bonds,
                                              charges=getattr(structure, "charges", None),
                                              name=f"{names[i]}-{names[i - 1]}")))

@@ -22,7 +22,9 @@ evaluation, and checks on the way what step 0 would otherwise find:
    |E_k − E_{k−1}| above :data:`hybrid.config.ENERGY_OFFSET_THRESHOLD_EV` is an
    error unless level k sets ``accept_energy_offset = true``;
 6. a product-scheme region whose buffer holds more than ``max_buffer``
-   molecules at step 0 (the run would stop there with that error).
+   molecules at step 0, an expansion-scheme region with more than
+   ``max_buffer`` members or a core (the centre's molecules) outside the
+   inner region (the run would stop there with that error).
 
 Each problem raises :class:`hybrid.config.ConfigError` naming the file, the
 table and the key to change (exit code 2 of the command line); elements a
@@ -230,6 +232,8 @@ class _LevelChecks:
                                    f"{len(W.buffer)} molecules lie in the buffer at step 0 (product partitions would "
                                    f"need {2 ** len(W.buffer)} region calls); raise max_buffer or narrow the buffer "
                                    "(width)"])
+            if blend.scheme == "expansion":
+                self.check_expansion(k, blend, W)
             parts = self.partitions(blend, W)
             try:
                 views = [(region_system(blend, pre.system, W.atoms(p)), W.atoms(p),
@@ -249,6 +253,20 @@ class _LevelChecks:
         for k in range(2, n + 1):
             self.check_electrons(k, regions[k])
         self.energy_zeros(blends)
+
+    def check_expansion(self, k: int, blend, W) -> None:
+        """The expansion's core inside the inner region and at most ``max_buffer`` members at step 0."""
+        from couplers.expansion import n_calls
+        try:
+            _, members = blend._expansion_units(W)
+        except InputError as exc:
+            raise ConfigError([f"{self.source}: [[levels]] #{k} region.r_inner = {_fmt(blend.partitioner.r_inner)} "
+                               f"at step 0: {exc}"]) from None
+        if len(members) > blend.max_buffer:
+            raise ConfigError([f"{self.source}: [[levels]] #{k} region.max_buffer = {blend.max_buffer}: "
+                               f"{len(members)} molecules besides the centre's have weight > 0 at step 0 (the "
+                               f"expansion of order {blend.order} would need {n_calls(len(members), blend.order)} "
+                               "region calls); raise max_buffer or shrink the region (r_inner, width)"])
 
     @staticmethod
     def partitions(blend, W) -> list:
