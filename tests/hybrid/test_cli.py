@@ -186,52 +186,43 @@ def _run_until(cmd, out: Path, lo: int, hi: int, ck: int, sig) -> subprocess.Com
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
+def _stopped_run(tmp_path, n, lo, hi, sig):
+    """An uninterrupted reference run of n Langevin steps and the same run, slowed, stopped by ``sig`` when its
+    CSV shows a step in [lo, hi] with the checkpoint at 20: (config, output dir, result of the stopped run)."""
+    ref = make_run(tmp_path / "ref", n, integrator="langevin")
+    Runner(load_config(ref), progress=False).run()
+    cfg = make_run(tmp_path / "stopped", n, sleep=0.02, integrator="langevin")
+    out = tmp_path / "stopped" / "output"
+    cmd = [sys.executable, "-m", "hybrid.cli", "run", "--no-progress", str(cfg)]
+    return cfg, out, _run_until(cmd, out, lo, hi, 20, sig)
+
+
+def _resume_equals_the_reference(tmp_path, cfg, out, ck: int, n: int) -> None:
+    """`--resume` goes on from step ``ck``: every step once, CSV and frames those of the reference run."""
+    res = subprocess.run([sys.executable, "-m", "hybrid.cli", "run", "--resume", "--no-progress", str(cfg)],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert f"steps {ck} -> {n}" in res.stdout
+    steps = [int(r.split(",")[0]) for r in _rows(out / "energies.csv")[1:]]
+    assert steps == list(range(n + 1))                                            # none lost, none twice
+    ref = tmp_path / "ref" / "output"
+    assert_same_csv(ref / "energies.csv", out / "energies.csv")
+    assert len(dcd_frames(out / "trajectory.dcd")[1]) == n // 2 + 1
+    assert_same_frames(ref / "trajectory.dcd", out / "trajectory.dcd")
+
+
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     """SIGKILL a running `hybrid run` after a checkpoint and a few more steps; `--resume` loses no step and
     duplicates none, and the CSV and trajectory equal those of an uninterrupted run with the same seed
     (Langevin: the noise continues from the RNG state in OpenMM's checkpoint)."""
-    n, integrator = 120, "langevin"
-    ref = make_run(tmp_path / "ref", n, integrator=integrator)
-    Runner(load_config(ref), progress=False).run()
-    cfg = make_run(tmp_path / "killed", n, sleep=0.02, integrator=integrator)
-    out = tmp_path / "killed" / "output"
-    cmd = [sys.executable, "-m", "hybrid.cli", "run", "--no-progress", str(cfg)]
-    res = _run_until(cmd, out, 24, 26, 20, signal.SIGKILL)                # mid-way between checkpoints 20 and 30
+    n = 120
+    cfg, out, res = _stopped_run(tmp_path, n, 24, 26, signal.SIGKILL)        # mid-way between checkpoints 20 and 30
     assert res.returncode == -signal.SIGKILL, res.stderr
     ck = _checkpoint_step(out / "checkpoint.json")
     written = len(_rows(out / "energies.csv")) - 1
     assert 20 <= ck < n and written > ck + 1                  # killed between checkpoints, rows after the last one
     print(f"killed: checkpoint at step {ck}, CSV rows of steps 0..{written - 1} on disk")
-    res = subprocess.run(cmd[:3] + ["run", "--resume", "--no-progress", str(cfg)], capture_output=True, text=True,
-                         timeout=180)
-    assert res.returncode == 0, res.stderr
-    assert f"steps {ck} -> {n}" in res.stdout
-    a, b = tmp_path / "ref" / "output", out
-    rows = _rows(b / "energies.csv")
-    assert [r.split(",")[0] for r in rows[1:]] == [str(k) for k in range(n + 1)]     # none lost, none twice
-    assert_same_csv(a / "energies.csv", b / "energies.csv")
-    assert len(dcd_frames(b / "trajectory.dcd")[1]) == n // 2 + 1
-    assert_same_frames(a / "trajectory.dcd", b / "trajectory.dcd")
-
-
-def test_main_job_config_builds_and_steps(tmp_path):
-    """examples/main/config.toml (the README's main job) validates, finds its models and takes two steps."""
-    import pyscf
-    pyscf.lib.num_threads(1)
-    cfg = load_config(ROOT / "examples" / "main" / "config.toml")
-    assert [lv.kind for lv in cfg.levels] == ["mlip", "delta", "pyscf"]
-    assert cfg.md.steps * cfg.md.timestep_fs >= 250.0
-    cfg.md["steps"] = 2
-    out = cfg.output
-    for key in ("trajectory", "topology", "csv", "timings", "plot", "checkpoint"):
-        out[key] = tmp_path / out[key].name
-    out["directory"] = tmp_path
-    s = Runner(cfg, progress=False).run()
-    assert s.last_step == 2 and s.qm_share > 0
-    d = csv.DictReader(open(tmp_path / "energies.csv"))
-    rows = list(d)
-    assert len(rows) == 3 and all(r["high_calls_qm"] == "1" for r in rows)
-    assert all(abs(float(r["dE_qm_eV"])) < 0.05 for r in rows)      # the levels share HF's zero of energy
+    _resume_equals_the_reference(tmp_path, cfg, out, ck, n)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -239,13 +230,8 @@ def test_sigterm_or_ctrl_c_checkpoints_the_current_step_and_resume_loses_nothing
     """SIGTERM (a scheduler's time limit) or Ctrl-C between two periodic checkpoints: the run finishes the step
     it is in, checkpoints there, flushes its outputs and exits 3 saying how to resume; `--resume` then writes
     every step exactly once, and CSV and trajectory equal an uninterrupted run's (Langevin, same seed)."""
-    n, integrator = 60, "langevin"
-    ref = make_run(tmp_path / "ref", n, integrator=integrator)
-    Runner(load_config(ref), progress=False).run()
-    cfg = make_run(tmp_path / "stopped", n, sleep=0.02, integrator=integrator)
-    out = tmp_path / "stopped" / "output"
-    cmd = [sys.executable, "-m", "hybrid.cli", "run", "--no-progress", str(cfg)]
-    res = _run_until(cmd, out, 23, 26, 20, sig)
+    n = 60
+    cfg, out, res = _stopped_run(tmp_path, n, 23, 26, sig)
     assert res.returncode == 3, res.stderr
     assert "Traceback" not in res.stderr and "KeyboardInterrupt" not in res.stderr
     assert f"{sig.name} received: stopped after step" in res.stderr and f"--resume {cfg}" in res.stderr
@@ -253,15 +239,7 @@ def test_sigterm_or_ctrl_c_checkpoints_the_current_step_and_resume_loses_nothing
     steps = [int(r.split(",")[0]) for r in _rows(out / "energies.csv")[1:]]
     assert 23 <= ck < n and ck != 30 and steps == list(range(ck + 1))     # checkpoint at the stopped step itself
     assert f"stopped after step {ck} of {n}" in res.stderr
-    res = subprocess.run(cmd[:3] + ["run", "--resume", "--no-progress", str(cfg)], capture_output=True, text=True,
-                         timeout=180)
-    assert res.returncode == 0, res.stderr
-    assert f"steps {ck} -> {n}" in res.stdout
-    steps = [int(r.split(",")[0]) for r in _rows(out / "energies.csv")[1:]]
-    assert steps == list(range(n + 1))                                            # none lost, none twice
-    assert_same_csv(tmp_path / "ref" / "output" / "energies.csv", out / "energies.csv")
-    assert len(dcd_frames(out / "trajectory.dcd")[1]) == n // 2 + 1
-    assert_same_frames(tmp_path / "ref" / "output" / "trajectory.dcd", out / "trajectory.dcd")
+    _resume_equals_the_reference(tmp_path, cfg, out, ck, n)
 
 
 def test_resume_refusals_name_what_changed(tmp_path, capsys):
