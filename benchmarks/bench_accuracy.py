@@ -20,10 +20,15 @@ Models, each evaluated on every labelled frame (the centre is molecule 0 in both
   partitions. For the ion the same levels and regions around the ion, on a structure whose formal
   charges (+1 on the hydronium's O, :mod:`couplers.charges`) give every region holding the ion the
   charge +1;
-* region radius: the same hybrid with the QM region's ``r_inner`` set to R and its ``width`` to 0
+* the same hybrid without its outer level: Δ-ML on every atom as the lowest level, HF/6-31G* blended
+  over the same QM region (the ``mlip`` level removed from the loaded configuration): what the QM region
+  gains when its environment is described by Δ-ML rather than by the MLIP;
+* region radius: the main job's hybrid with the QM region's ``r_inner`` set to R and its ``width`` to 0
   (an abrupt boundary: one QM call per evaluation, the QM region is every molecule within R), the
   Δ-ML region's ``r_inner`` to R + 1 Å (width 0.5 Å, quintic, ``max_buffer`` 6), edited in the
-  loaded configuration before ``build_model``;
+  loaded configuration before ``build_model``; and the main job's hybrid with only the Δ-ML region's
+  ``r_inner`` set to R (width 0): the MLIP (cutoff 4.5 Å) acts on the QM atoms through
+  E_MLIP(all) − E_MLIP(Δ-ML region) until that region holds every atom within about two cutoffs;
 * each level alone on all atoms: the MLIP, Δ-ML (xTB + correction) and GFN2-xTB (the Δ-ML level's
   baseline), the very objects the hybrid's levels are built from;
 * QM on the central molecule alone, in vacuum and in TIP3P point charges of every other water
@@ -94,6 +99,7 @@ SYSTEMS = {
                 frame_unit="fs"),
 }
 RADII = (2.9, 3.15)      # Å, the QM region's r_inner of the radius variants (the main job's: 2.0)
+DML_RADII = (4.5, 6.0)   # Å, the Δ-ML region's r_inner of the variants with the main job's QM region (main: 3.0)
 
 
 # -- references -------------------------------------------------------------------------------------
@@ -184,15 +190,26 @@ class Candidate:
     note: str = ""
 
 
-def hybrid_model(cfg, structure, r_qm: float | None = None):
-    """build_model on the loaded configuration, with the QM region's r_inner set to ``r_qm`` (width 0) and the
-    Δ-ML region's to r_qm + 1 Å when given."""
+def hybrid_model(cfg, structure, r_qm: float | None = None, r_dml: float | None = None):
+    """build_model on the loaded configuration; with ``r_qm`` the QM region's r_inner set to r_qm (width 0) and
+    the Δ-ML region's to r_qm + 1 Å; with ``r_dml`` alone the Δ-ML region's r_inner set to r_dml (width 0)."""
     from hybrid.md.levels import build_model
+    cfg = copy.deepcopy(cfg)
+    levels = {lv["name"]: lv for lv in cfg["levels"]}
     if r_qm is not None:
-        cfg = copy.deepcopy(cfg)
-        levels = {lv["name"]: lv for lv in cfg["levels"]}
         levels["qm"]["region"].update(r_inner=float(r_qm), width=0.0)
         levels["dml"]["region"].update(r_inner=float(r_qm) + 1.0, max_buffer=6)
+    elif r_dml is not None:
+        levels["dml"]["region"].update(r_inner=float(r_dml), width=0.0)
+    return build_model(cfg, structure)
+
+
+def hybrid_without_mlip(cfg, structure):
+    """The main job's hybrid with its outer level removed: Δ-ML on every atom, HF/6-31G* blended over the
+    same QM region (the levels and region as configured; edited in the loaded configuration)."""
+    from hybrid.md.levels import build_model
+    cfg = copy.deepcopy(cfg)
+    cfg["levels"] = [lv for lv in cfg["levels"] if lv["name"] != "mlip"]
     return build_model(cfg, structure)
 
 
@@ -311,16 +328,21 @@ def ase_peer(structure, kind: str) -> Candidate:
     return Candidate(name, "peer", run, qm_molecules=lambda: 1, note="rigid TIP3P")
 
 
-def build_models(name: str, cfg, structure, radii=RADII) -> tuple[list, list]:
+def build_models(name: str, cfg, structure, radii=RADII, dml_radii=DML_RADII) -> tuple[list, list]:
     """([Candidate], [(model name, why it was not run)]) for system ``name``."""
     from hybrid.md.levels import bare
     skipped = []
     main = hybrid_model(cfg, structure)
     pot = main.potential
     models = [_hybrid_candidate("hybrid (main job: QM 2.0+0.5 Å, Δ-ML 3.0+0.5 Å)", "hybrid", main)]
+    models.append(_hybrid_candidate("hybrid without the MLIP: Δ-ML on all atoms, QM 2.0+0.5 Å", "hybrid",
+                                    hybrid_without_mlip(cfg, structure)))
     for r in radii:
         models.append(_hybrid_candidate(f"hybrid, QM r_inner {r} Å sharp, Δ-ML {r + 1.0}+0.5 Å", "radius",
                                         hybrid_model(cfg, structure, r)))
+    for r in dml_radii:
+        models.append(_hybrid_candidate(f"hybrid, QM 2.0+0.5 Å, Δ-ML r_inner {r} Å sharp", "radius",
+                                        hybrid_model(cfg, structure, r_dml=r)))
     mlip = copy.deepcopy(bare(pot.terms[0][1]))
     dml = copy.deepcopy(bare(pot.terms[1][1].high))
     xtb = copy.deepcopy(bare(pot.terms[1][1].high).baseline)
@@ -420,15 +442,20 @@ def tabulate(name, models, skipped, results, refs, masks, n_stored) -> tuple[str
     for what, why in skipped:
         lines.append(f"Not run: {what}: {why}.")
     lines.append("QM molecules: mean number of molecules in the QM calls of one evaluation (inner region and "
-                 "buffer). Radius rows: the QM region is every molecule whose centre of mass is within r_inner "
-                 "of the centre's (abrupt boundary, one QM call), the Δ-ML region 1 Å further out. Rigid TIP3P "
+                 "buffer). Radius rows: the QM (or Δ-ML) region is every molecule whose centre of mass is within "
+                 "r_inner of the centre's (abrupt boundary, one call); the QM-radius rows put the Δ-ML region 1 Å "
+                 "further out (+0.5 Å quintic buffer). The MLIP's cutoff is 4.5 Å. Rigid TIP3P "
                  "(ASE) has no intramolecular terms: the TIP3P peers' errors outside the QM molecule and their "
                  "energies miss the MM waters' bond and angle terms. QM in vacuum / in point charges describes "
                  "the QM atoms only (—).")
     if name == "ion":
         lines.append("The shipped MLIP and Δ-ML correction were trained on neutral water clusters only; H3O+ is "
-                     "outside their training data. The hybrid's regions that hold the ion have charge +1 (formal "
-                     "charges of the structure, couplers.charges).")
+                     "outside their training data, and their per-species reference energies were fitted on water, "
+                     "where only E_O + 2 E_H is determined: the extra proton's energy is arbitrary, so their "
+                     "energy offsets on this system mean nothing (relative energies and forces do). The hybrid's "
+                     "regions that hold the ion have charge +1 (formal charges of the structure, "
+                     "couplers.charges); the ion is always inside both regions, so the offset between levels is "
+                     "a constant, not a force.")
     return "\n".join(lines) + "\n", plot_rows
 
 
@@ -438,7 +465,7 @@ def plot(rows, title, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     colours = {"hybrid": "tab:red", "radius": "tab:orange", "level": "tab:blue", "peer": "tab:green"}
-    names = {"hybrid": "main-job hybrid", "radius": "hybrid, QM radius varied", "level": "one level on all atoms",
+    names = {"hybrid": "hybrid (main job, and without its MLIP)", "radius": "hybrid, QM or Δ-ML radius varied", "level": "one level on all atoms",
              "peer": "QM molecule + environment model"}
     fig, ax = plt.subplots(figsize=(11.5, 5.5))
     fig.subplots_adjust(left=0.07, right=0.6, bottom=0.11, top=0.9)
@@ -463,7 +490,7 @@ def plot(rows, title, path) -> None:
     plt.close(fig)
 
 
-def run_system(name, labels_dir, passes, radii) -> str | None:
+def run_system(name, labels_dir, passes, radii, dml_radii=DML_RADII) -> str | None:
     refs, n_stored = load_references(name, labels_dir)
     if not refs:
         print(f"{name}: no labelled frames in {Path(labels_dir) / SYSTEMS[name]['labels']}; run "
@@ -473,7 +500,7 @@ def run_system(name, labels_dir, passes, radii) -> str | None:
     structure = structure_for(name, cfg)
     masks = [region_masks(cfg, structure, r.system) for r in refs]
     print(f"{name}: {len(refs)} labelled frames; building models", flush=True)
-    models, skipped = build_models(name, cfg, structure, radii)
+    models, skipped = build_models(name, cfg, structure, radii, dml_radii)
     results = evaluate(models, refs, passes)
     text, rows = tabulate(name, models, skipped, results, refs, masks, n_stored)
     RESULTS.mkdir(exist_ok=True)
@@ -497,11 +524,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="threads of PySCF, torch and BLAS (default 1: on a shared 2-core machine OpenMP "
                          "spin-waiting makes small calls many times slower)")
+    ap.add_argument("--dml-radii", type=float, nargs="*", default=list(DML_RADII),
+                    help="Δ-ML r_inner (Å) of the variants with the main job's QM region (none: skip them)")
     args = ap.parse_args(argv)
     from hybrid import threads
     threads.apply({"pyscf": args.threads, "torch": args.threads, "blas": args.threads})
     for name in args.system:
-        run_system(name, args.references, args.passes, args.radii)
+        run_system(name, args.references, args.passes, args.radii, args.dml_radii)
 
 
 if __name__ == "__main__":
