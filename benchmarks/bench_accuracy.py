@@ -469,14 +469,17 @@ def plot(rows, title, path) -> None:
              "peer": "QM molecule + environment model"}
     fig, ax = plt.subplots(figsize=(11.5, 5.5))
     fig.subplots_adjust(left=0.07, right=0.6, bottom=0.11, top=0.9)
-    seen, shown = set(), []
+    seen, shown, placed = set(), [], []
+    top = max(err for _, _, err, _ in rows if np.isfinite(err))
     for name, kind, err, t in rows:
         if not np.isfinite(err):
             continue
         shown.append(name)
         ax.scatter(t, err, color=colours[kind], s=45, zorder=3, label=None if kind in seen else names[kind])
         seen.add(kind)
-        ax.annotate(f"{len(shown)}", (t, err), textcoords="offset points", xytext=(5, 4), fontsize=9)
+        near = sum(1 for t2, e2 in placed if abs(np.log10(t / t2)) < 0.08 and abs(err - e2) < 0.03 * top)
+        placed.append((t, err))
+        ax.annotate(f"{len(shown)}", (t, err), textcoords="offset points", xytext=(5 + 13 * near, 4), fontsize=9)
     ax.set_xscale("log")
     ax.set_xlabel("wall time per energy + forces call (s, log scale)")
     ax.set_ylabel("force RMSE on the QM atoms vs full HF/6-31G* (eV/Å)")
