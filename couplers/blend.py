@@ -114,7 +114,9 @@ class BlendedCorrection(Potential):
             if len(self._instances) > self.max_instances:
                 self._instances.popitem(last=False)
         self._instances.move_to_end(k)
-        return self._instances[k]
+        inst = self._instances[k]
+        _sync_settings(inst, pot)
+        return inst
 
     def _delta(self, system: AtomicSystem, atoms: np.ndarray, positions, key):
         """ΔE (eV), ΔF (N, 3) and ΔW (3, 3) of high minus low on the capped region ``atoms``."""
@@ -255,6 +257,26 @@ class BlendedCorrection(Potential):
                 dsig[order[k]] = dsig.get(order[k], 0.0) - 1.0
             out.append((inner + order[:k], ws[k] - ws[k + 1], dsig))
         return out
+
+
+def _sync_settings(inst: Potential, template: Potential) -> None:
+    """Give a region's copy the settings changed on its template since it was copied (potentials with a
+    ``settings`` mapping, e.g. PySCFPotential: ``qm.basis = ...`` after a run started then reaches every
+    region, each through the copy's own setter, which rebuilds what the change requires)."""
+    want = getattr(template, "settings", None)
+    if not want:
+        return
+    have = inst.settings
+    for name, value in want.items():
+        if not _same_value(have.get(name), value):
+            setattr(inst, name, copy.deepcopy(value))
+
+
+def _same_value(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:          # e.g. arrays inside a basis dict
+        return repr(a) == repr(b)
 
 
 def blended(low: Potential, high: Potential, partitioner, **kwargs) -> LinearCombination:

@@ -264,6 +264,11 @@ class PySCFPotential(Potential):
         self.__dict__["_name"] = None if value is None else str(value)
 
     @property
+    def settings(self) -> dict:
+        """{setting: value} of every validated setting (a copy; change a setting by assigning it)."""
+        return dict(self.__dict__.get("_settings", {}))
+
+    @property
     def extrapolation(self) -> int:
         """Order of the density extrapolation; setting it starts a new (empty) history."""
         return self.extrapolator.order

@@ -163,6 +163,23 @@ def test_qm_high_level_exact_forces_and_private_warm_starts():
     assert np.abs(fd - r.forces)[[0, 3, 7]].max() < 2e-4
 
 
+def test_a_setting_changed_on_the_qm_template_reaches_every_region():
+    """Regions run private copies of a stateful level; a setting changed on the template after they were made
+    (here the basis) reaches them all: the blend then equals a fresh one built with that setting."""
+    from hybrid.qm import PySCFPotential
+    s = cluster([3.2, 3.9])
+    part = DistancePartitioner(("atom", 0), R_IN, WIDTH)
+    qm = PySCFPotential("HF", "sto-3g", conv_tol=1e-11)
+    corr = BlendedCorrection(qm, LOW, part)
+    before = corr.compute(s).energy
+    qm.basis = "6-31g"
+    after = corr.compute(s)
+    fresh = BlendedCorrection(PySCFPotential("HF", "6-31g", conv_tol=1e-11), LOW, part).compute(s)
+    assert abs(after.energy - before) > 1.0                      # the basis matters by eV here
+    # both SCFs converge to 1e-11 Eh from different starts: equal to ~1e-9 eV; 1e-6 eV leaves room
+    assert abs(after.energy - fresh.energy) < 1e-6 and np.abs(after.forces - fresh.forces).max() < 1e-5
+
+
 def test_score_partitioner_and_fixed_regions():
     s = cluster(CONFIGS[1])
     score = ScorePartitioner(lambda sys: np.r_[np.full(3, 0.2), np.full(len(sys) - 3, 0.0)], 0.05, 0.15)
