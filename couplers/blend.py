@@ -78,17 +78,24 @@ class BlendedCorrection(Potential):
     core : atoms whose units form the expansion's core (default: the partitioner's
         ``core_atoms``, the centre's own molecule or a fixed region; none if it has none).
     max_buffer : most buffer units (product) or expansion members (expansion).
+    embedding : a :class:`couplers.embedding.Embedding`: the high level's region calls run in its
+        charges of every atom outside the region, the low level's get their Coulomb term
+        (electrostatic embedding; forces on every atom); None: mechanical embedding.
     """
 
     def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
                  max_buffer: int = 6, workers: int = 1, bonds=None,
                  charges=None, name: str | None = None, max_instances: int = 256,
-                 order: int = 2, core=None):
+                 order: int = 2, core=None, embedding=None):
         if scheme not in SCHEMES:
             raise InputError(f"unknown blending scheme {scheme!r}; choose from {SCHEMES}")
         if int(order) != order or order < 1:
             raise InputError(f"expansion order must be an integer >= 1, got {order!r}")
+        if embedding is not None and scheme == "force_mixing":
+            raise InputError("electrostatic embedding needs a conservative scheme, not force_mixing (its forces on "
+                             "the embedding charges would have no energy to come from)")
         self.order = int(order)
+        self.embedding = embedding
         self.core_atoms = np.asarray(getattr(partitioner, "core_atoms", ()) if core is None else core,
                                      int).reshape(-1)
         self.high, self.low, self.partitioner = high, low, partitioner
@@ -123,10 +130,28 @@ class BlendedCorrection(Potential):
         if len(atoms) == 0:
             return 0.0, np.zeros((len(system), 3)), np.zeros((3, 3)), 0
         region = self._capped(system, atoms, positions)
-        rh = self._instance(self.high, key)._compute(region.system)
-        rl = self._instance(self.low, key)._compute(region.system)
-        df = rh.forces - rl.forces
-        return rh.energy - rl.energy, region.scatter(df), region.virial(df), 1
+        if self.embedding is None or len(atoms) == len(system):       # nothing outside to embed
+            rh = self._instance(self.high, key)._compute(region.system)
+            rl = self._instance(self.low, key)._compute(region.system)
+            df = rh.forces - rl.forces
+            return rh.energy - rl.energy, region.scatter(df), region.virial(df), 1
+        if len(region.cuts):
+            raise InputError(f"{self.name}: the region of atoms {atoms[:6].tolist()}... cuts {len(region.cuts)} covalent "
+                             "bond(s); electrostatic embedding of a capped region is not supported (a link atom "
+                             "next to a point charge needs charge redistribution)")
+        env, ext = self.embedding.environment(system, atoms)
+        sub = region.system
+        embedded = AtomicSystem(sub.numbers, sub.positions, charge=sub.charge, multiplicity=sub.multiplicity, **ext)
+        rh = self._instance(self.high, key)._compute(embedded)
+        if rh.ext_forces is None:
+            raise InputError(f"{self.name}: {self.high.name} returned no forces on the {len(env)} embedding charges "
+                             "(it cannot do electrostatic embedding; use a PySCF level)")
+        rl = self._instance(self.low, key)._compute(sub)
+        e_c, f_c = self.embedding.coulomb(system, atoms, env)
+        forces = region.scatter(rh.forces - rl.forces) - f_c
+        forces[env] += rh.ext_forces
+        virial = system.positions.T @ forces           # non-periodic (Embedding.setup): Σ_i r_i ⊗ ΔF_i
+        return rh.energy - rl.energy - e_c, forces, virial, 1
 
     def _capped(self, system: AtomicSystem, atoms: np.ndarray, positions=None) -> CappedRegion:
         """The region ``atoms`` as a capped cluster with its own charge and multiplicity."""
@@ -161,6 +186,8 @@ class BlendedCorrection(Potential):
         """Bonds, molecules and the region charges of ``system`` (recomputed when the system changes)."""
         self._bonds, molecules = self.topology.get(system)
         self._charges = RegionCharges(system, molecules, self.charges)
+        if self.embedding is not None:
+            self.embedding.setup(system, molecules, self._charges.q)
 
     # -- the energy ---------------------------------------------------------------
     def _compute(self, system: AtomicSystem) -> Result:

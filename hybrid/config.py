@@ -225,6 +225,14 @@ def _region_schema():
                               "or most expansion members (molecules with weight > 0 besides the centre's) for "
                               "the expansion scheme; more stop the run with an error naming the count and the cap"),
         "workers": Key("int", 1, checks=(ge(1),), doc="threads evaluating the region calls of one step"),
+        "embed_charges": Key("table", None, doc="electrostatic embedding, {element = charge (e)} for every element, "
+                             "e.g. {O = -0.834, H = 0.417} (TIP3P): this level's region calls run in these charges "
+                             "of every atom outside the region, the level below gets their Coulomb term with the "
+                             "region's own charges (couplers.embedding; each molecule's charges must add up to its "
+                             "formal charge; non-periodic systems, regions that cut no bonds, a level that takes "
+                             "point charges: PySCF); omitted: mechanical embedding"),
+        "embed_sigma": Key("float", 0.0, checks=(ge(0),),
+                           doc="Gaussian width σ (Å) of the embedding charges, ρ ∝ exp(−r²/σ²) (0: point charges)"),
     }
 
 

@@ -226,6 +226,17 @@ def partitioner(region: Section, index: int, structure, source: str = "config.to
                                molecules=mols)
 
 
+def embedding_of(region: Section, index: int, source: str = "config.toml"):
+    """The :class:`couplers.embedding.Embedding` of a region table, or None (mechanical embedding)."""
+    if region.get("embed_charges") is None:
+        return None
+    from couplers.embedding import Embedding
+    try:
+        return Embedding(region["embed_charges"], region["embed_sigma"])
+    except InputError as exc:
+        raise ConfigError([f"{source}: [[levels]] #{index} region.embed_charges: {exc}"]) from None
+
+
 def build_model(cfg: Section, structure) -> Model:
     """The multilayer potential of ``cfg["levels"]`` on ``structure``."""
     from couplers.blend import BlendedCorrection
@@ -247,10 +258,11 @@ def build_model(cfg: Section, structure) -> Model:
     for i in range(1, len(levels)):
         region = cfg["levels"][i]["region"]
         part = partitioner(region, i + 1, structure, source.name)
+        embedding = embedding_of(region, i + 1, source.name)
         terms.append((1.0, BlendedCorrection(levels[i], levels[i - 1], part, scheme=region["scheme"],
                                              max_buffer=region["max_buffer"], order=region["order"],
                                              workers=region["workers"], bonds=structure.bonds,
-                                             charges=getattr(structure, "charges", None),
+                                             charges=getattr(structure, "charges", None), embedding=embedding,
                                              name=f"{names[i]}-{names[i - 1]}")))
         regions.append(names[i])
     concurrent = any(lv["process"] for lv in cfg["levels"])
