@@ -33,6 +33,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "labels" / "water_hf631gs.extxyz"
 CONFIGS = HERE / "labels" / "water_clusters.extxyz"     # the geometries, fixed once made
+SOLVATED = HERE / "labels" / "water_solvated.extxyz"    # likewise, the solvated clusters
 MLIP = HERE / "water_hf631gs.pt"
 DELTA = HERE / "water_delta_xtb_hf631gs.pt"
 LEVEL = ("HF", "6-31g*")
@@ -98,6 +99,51 @@ def larger_configurations(n_large: int = 60, n_close: int = 40):
         centre = com.mean(0)
         shift = (centre + rng.uniform(0.86, 0.95) * (com - centre)) - com
         out.append(c.with_positions((mol + shift[:, None, :]).reshape(-1, 3)))
+    return out
+
+
+def solvated_configurations(n: int = 80, equilibrate: int = 600, every: int = 15):
+    """Fully solvated waters: clusters of every water within R = 3.8-4.6 Å (centre of mass) of an interior
+    water of the 30-water cluster (9-15 waters), cut from a Langevin run on the previous Δ-ML model.
+
+    A QM region's environment in the main job is a fully solvated water at HF-like geometry; the
+    k-nearest clusters above are mostly surface waters at GFN2-xTB geometry (O-H bonds ~0.03 Å longer).
+    Langevin dynamics (300 K, 0.5 fs, friction 0.02/fs, seed SEED + 13) of models/water30_start.xyz on
+    xTB + water_delta_xtb_hf631gs.pt as it was before this data set existed (stored in git history;
+    the geometries are written to SOLVATED once and read from there afterwards): ``equilibrate``
+    steps, then a frame every ``every`` steps; centre: a random water whose centre of mass lies within
+    3 Å of the cluster's."""
+    from ase.io import read, write
+
+    from hybrid.system import AtomicSystem
+    if SOLVATED.exists():
+        return [AtomicSystem.from_ase(a) for a in read(SOLVATED, ":")][:n]
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    import make_water_gfn2xtb as base
+    from couplers.ase_calculator import HybridCalculator
+    from hybrid.delta import DeltaMLPotential
+    from hybrid.ml.adapters import XTBPotential
+    from hybrid.ml.potential import MLPotential
+    start = base.start_structure()
+    atoms = start.to_ase()
+    atoms.calc = HybridCalculator(DeltaMLPotential(XTBPotential("GFN2-xTB", accuracy=0.01),
+                                                   MLPotential.load(DELTA)))
+    rng = np.random.default_rng(SEED + 13)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=rng)
+    base._langevin(atoms, equilibrate, rng)
+    traj = base._langevin(atoms, n * every, rng, record_every=every)
+    n_mol = len(start) // 3
+    out = []
+    for pos in traj:
+        com = pos.reshape(n_mol, 3, 3).mean(1)
+        interior = np.flatnonzero(np.linalg.norm(com - com.mean(0), axis=1) < 3.0)
+        centre = int(interior[rng.integers(len(interior))])
+        d = np.linalg.norm(com - com[centre], axis=1)
+        order = np.argsort(d)
+        keep = order[d[order] < rng.uniform(3.8, 4.6)]
+        out.append(start.with_positions(pos).subset(np.concatenate([np.arange(3 * m, 3 * m + 3) for m in keep])))
+    write(SOLVATED, [s.to_ase() for s in out])
     return out
 
 
