@@ -148,6 +148,18 @@ class Key:
         k = self.kind
         if k in ("str", "path") and not isinstance(value, str):
             return value, "must be a string"
+        if k == "paths":
+            if isinstance(value, str):
+                return Key("path", must_exist=self.must_exist, suffixes=self.suffixes).check(value, base)
+            if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
+                return value, "must be a file name, or a list of at least 2 file names (a committee)"
+            out = []
+            for v in value:
+                p, err = Key("path", must_exist=self.must_exist, suffixes=self.suffixes).check(v, base)
+                if err:
+                    return value, f"{_fmt(v)}: {err}"
+                out.append(p)
+            return out, None
         if k == "int" and not _is_int(value):
             return value, "must be an integer"
         if k == "float":
@@ -260,14 +272,17 @@ def _level_schema(kind):
                                           "level")}
     dtype = Key("str", "float64", choices=("float64", "float32"), doc="floating-point precision of the model")
     specific = {
-        "mlip": {"file": Key("path", doc="the model file (hybrid.ml: models/*.pt)"), "dtype": dtype},
+        "mlip": {"file": Key("paths", doc="the model file (hybrid.ml: models/*.pt), or a list of model files: a "
+                                          "committee, whose mean is the energy (hybrid.ml.committee)"),
+                 "dtype": dtype},
         "xtb": {"method": Key("str", "GFN2-xTB", choices=("GFN2-xTB", "GFN1-xTB"), doc="tblite method"),
                 "accuracy": Key("float", 1.0, checks=(gt(0),), doc="tblite accuracy (smaller is tighter)")},
         "pyscf": {"method": Key("str", doc='e.g. "HF", "B3LYP", "MP2"'),
                   "basis": Key("str", doc='e.g. "6-31g*", "def2-svp"'),
                   "options": Key("table", {}, doc="keyword arguments of PySCFPotential")},
         "delta": {"baseline": Key("table", doc="the baseline level, an inline table with its own kind"),
-                  "correction": Key("path", None, doc="the learned correction (an MLIP file)")},
+                  "correction": Key("paths", None, doc="the learned correction (an MLIP file), or a list of MLIP "
+                                                       "files: a committee, whose mean is the correction")},
         "mace": {"file": Key("path", doc="a MACE model file"), "dtype": dtype},
         "torchani": {"file": Key("path", doc="a TorchANI model file (torch.save of the model)")},
         "python": {"file": Key("path", doc="a Python file", suffixes=(".py",)),
@@ -601,8 +616,8 @@ def input_files(cfg: Section) -> list[Path]:
 
     def level_files(lv):
         for key in ("file", "correction"):
-            if isinstance(lv.get(key), Path):
-                out.append(lv[key])
+            value = lv.get(key)
+            out.extend(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, Path))
         if isinstance(lv.get("baseline"), dict):
             level_files(lv["baseline"])
 
@@ -677,7 +692,8 @@ def config_hash(cfg: Section) -> str:
 
 def _type_name(key: Key) -> str:
     names = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "path": "path",
-             "table": "table", "strs": "list of strings", "ints": "list of integers", "vec3": "[x, y, z]"}
+             "table": "table", "strs": "list of strings", "ints": "list of integers", "vec3": "[x, y, z]",
+             "paths": "file name or list of file names"}
     t = names[key.kind]
     if key.suffixes:
         t += " (" + ", ".join(key.suffixes) + ")"

@@ -136,8 +136,7 @@ def build_level(lv: Section, index: int, qm: Clock, source: Source | None = None
         if kind == "mlip":
             import torch
 
-            from ..ml.potential import MLPotential
-            return MLPotential.load(lv["file"], dtype=getattr(torch, lv["dtype"]), name=name), False
+            return _mlip(lv["file"], getattr(torch, lv["dtype"]), name), False
         if kind == "xtb":
             from ..ml.adapters import XTBPotential
             return XTBPotential(lv["method"], accuracy=lv["accuracy"], name=name), False
@@ -156,8 +155,7 @@ def build_level(lv: Section, index: int, qm: Clock, source: Source | None = None
             import torch
 
             from ..delta import DeltaMLPotential
-            from ..ml.potential import MLPotential
-            corr = MLPotential.load(lv["correction"], dtype=torch.float64, name=f"{name}/correction")
+            corr = _mlip(lv["correction"], torch.float64, f"{name}/correction")
             return DeltaMLPotential(base, corr, name=name), uses_qm
         if kind == "mace":
             from ..ml.adapters import mace_potential
@@ -174,6 +172,15 @@ def build_level(lv: Section, index: int, qm: Clock, source: Source | None = None
         value = lv.get(key) or lv.get("method") or kind
         raise source.error(index, prefix, key if lv.get(key) else "kind", value, str(exc)) from None
     raise source.error(index, prefix, "kind", kind, "unknown kind")  # validated earlier: unreachable
+
+
+def _mlip(files, dtype, name: str) -> Potential:
+    """An MLPotential from one model file, or the Committee (mean) of the models of a list of files."""
+    from ..ml.potential import MLPotential
+    if not isinstance(files, list):
+        return MLPotential.load(files, dtype=dtype, name=name)
+    from ..ml.committee import Committee
+    return Committee([MLPotential.load(f, dtype=dtype, name=f"{name}#{k}") for k, f in enumerate(files)], name=name)
 
 
 def _python_level(lv, index, source, prefix) -> Potential:

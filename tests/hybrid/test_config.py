@@ -200,3 +200,30 @@ def test_every_key_has_a_meaning():
                C._output_schema(), C._CENTER_KINDS] + [C._level_schema(k) for k in C.LEVEL_KINDS]
     missing = [k for s in schemas for k, v in s.items() if not v.doc.strip()]
     assert missing == []
+
+
+def test_a_list_of_model_files_is_a_committee(cfgdir):
+    """file = [a, b] builds a Committee whose energy and forces are the members' mean; a list of one file, or one
+    that names a missing file, is an error naming the key and the file; every member file is hashed."""
+    import numpy as np
+
+    from hybrid.md.levels import Clock, build_level
+    from hybrid.ml.committee import Committee
+    from hybrid.ml.potential import MLPotential
+    other = ROOT / "models" / "water_hf631gs.pt"
+    two = BASE.replace(f'file = "{MLIP}"', f'file = ["{MLIP}", "{other}"]')
+    cfg = load_config(write(cfgdir, two))
+    assert cfg.levels[0].file == [MLIP, other]
+    pot, _ = build_level(cfg.levels[0], 1, Clock("qm"))
+    assert isinstance(pot, Committee) and len(pot.members) == 2
+    s = water_cluster(3)
+    want = [MLPotential.load(f).compute(s) for f in (MLIP, other)]
+    got = pot.compute(s)
+    assert abs(got.energy - (want[0].energy + want[1].energy) / 2) < 1e-9   # same arithmetic, different order
+    assert np.abs(got.forces - (want[0].forces + want[1].forces) / 2).max() < 1e-9
+    assert config_hash(cfg) != config_hash(load_config(write(cfgdir, BASE)))
+    assert errors(cfgdir, BASE.replace(f'file = "{MLIP}"', f'file = ["{MLIP}"]')) == [
+        "config.toml: [[levels]] #1 file = [\"" + str(MLIP) + "\"]: must be a file name, or a list of at least 2 "
+        "file names (a committee)"]
+    errs = errors(cfgdir, BASE.replace(f'file = "{MLIP}"', f'file = ["{MLIP}", "nope.pt"]'))
+    assert len(errs) == 1 and '"nope.pt": no such file' in errs[0]
