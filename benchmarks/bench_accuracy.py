@@ -15,22 +15,24 @@ Models, each evaluated on every labelled frame (the centre is molecule 0 in both
 
 * hybrid: the main job's model exactly as ``hybrid run examples/main/config.toml`` builds it
   (:func:`hybrid.config.load_config` + :func:`hybrid.md.levels.build_model`; structure from
-  :func:`hybrid.md.structure.load_structure`): MLIP everywhere, Δ-ML (GFN2-xTB + correction) within
-  3.0 (+0.5) Å, HF/6-31G* within 2.0 (+0.5) Å of the central molecule, quintic switch, product
-  partitions. For the ion the same levels and regions around the ion, on a structure whose formal
-  charges (+1 on the hydronium's O, :mod:`couplers.charges`) give every region holding the ion the
-  charge +1;
-* the same hybrid without its outer level: Δ-ML on every atom as the lowest level, HF/6-31G* blended
-  over the same QM region (the ``mlip`` level removed from the loaded configuration): what the QM region
-  gains when its environment is described by Δ-ML rather than by the MLIP;
-* region radius: the main job's hybrid with the QM region's ``r_inner`` set to R and its ``width`` to 0
-  (an abrupt boundary: one QM call per evaluation, the QM region is every molecule within R), the
-  Δ-ML region's ``r_inner`` to R + 1 Å (width 0.5 Å, quintic, ``max_buffer`` 6), edited in the
-  loaded configuration before ``build_model``; and the main job's hybrid with only the Δ-ML region's
-  ``r_inner`` set to R (width 0): the MLIP (cutoff 4.5 Å) acts on the QM atoms through
-  E_MLIP(all) − E_MLIP(Δ-ML region) until that region holds every atom within about two cutoffs;
+  :func:`hybrid.md.structure.load_structure`): Δ-ML (GFN2-xTB + correction) on every atom, HF/6-31G*
+  on the central molecule with a 2.6-2.9 Å buffer (centre-of-mass distance, quintic switch) that
+  first-shell waters cross, expansion partitions of order 1. For the ion the same levels and region
+  around the ion, on a structure whose formal charges (+1 on the hydronium's O, :mod:`couplers.charges`)
+  give every region holding the ion the charge +1;
+* the same with expansion order 2 and with product partitions (what order 1 truncates); and with the
+  QM region of the central molecule alone (2.0+0.5 Å: no other water enters it);
+* electrostatic embedding (water only): the main job, and its variant with the central water alone as the
+  QM region, with ``embed_charges`` TIP3P (:mod:`couplers.embedding`): HF/6-31G* region calls in the
+  TIP3P charges of every atom outside the region, the same charges' Coulomb term on the Δ-ML side;
+* region radius: the main job's levels with the QM region every molecule within R (``r_inner`` R,
+  ``width`` 0, one QM call), edited in the loaded configuration before ``build_model``;
+* three layers: ``examples/main/three_layers.toml`` (the HF/6-31G* MLIP on every atom, Δ-ML within
+  3.0+0.5 Å, HF/6-31G* within 2.0+0.5 Å), and the same with the Δ-ML region's ``r_inner`` set to R
+  (width 0): the MLIP (cutoff 4.5 Å) acts on the QM atoms through E_MLIP(all) − E_MLIP(Δ-ML region)
+  until that region holds every atom within about two cutoffs;
 * each level alone on all atoms: the MLIP, Δ-ML (xTB + correction) and GFN2-xTB (the Δ-ML level's
-  baseline), the very objects the hybrid's levels are built from;
+  baseline), the very objects the hybrids' levels are built from;
 * QM on the central molecule alone, in vacuum and in TIP3P point charges of every other water
   (O −0.834, H +0.417 e; PySCF ``qmmm`` through ``AtomicSystem.ext_charges``);
 * ASE ``SimpleQMMM`` (QM: ``HybridCalculator(PySCFPotential(...))``, MM: ``ase.calculators.tip3p.TIP3P``
@@ -45,8 +47,8 @@ TIP3P); QM in vacuum or in point charges describes only the QM atoms (no energy 
 system, no forces elsewhere: "—").
 
 Errors against the reference, per region of each frame: the atoms of the central molecule (the QM
-atoms), the QM buffer (other molecules with a QM weight > 0 in the main job's regions: centre-of-mass
-distance < 2.5 Å), the Δ-ML shell (other molecules with a Δ-ML weight > 0: < 3.5 Å), the rest; force
+atoms), the QM buffer (other molecules with a QM weight > 0 in the main job's region: centre-of-mass
+distance < 2.9 Å), the shell (the other molecules within 3.5 Å), the rest; force
 RMSE = RMS over the Cartesian components of all atoms of the region, pooled over frames (eV/Å).
 Energies: relative, since the absolute zeros of xTB and the TIP3P peers differ from HF's: RMS over
 frames of (E − E_ref) − mean(E − E_ref) (eV); the mean offset mean(E − E_ref) is shown for models on
@@ -86,9 +88,11 @@ ROOT = HERE.parent
 REFERENCES = HERE / "references"
 RESULTS = HERE / "results"
 CONFIG = ROOT / "examples" / "main" / "config.toml"
+THREE_LAYERS = ROOT / "examples" / "main" / "three_layers.toml"
 HF = dict(method="HF", basis="6-31g*", conv_tol=1e-9)
 TIP3P_CHARGES = {8: -0.834, 1: 0.417}
-REGIONS = ("QM atoms", "QM buffer", "Δ-ML shell", "rest", "all")
+REGIONS = ("QM atoms", "QM buffer", "shell", "rest", "all")
+SHELL = 3.5              # Å, centre-of-mass distance of the "shell" region of the tables
 
 SYSTEMS = {
     "main": dict(frames="main_job_frames.extxyz", labels="main_job_hf631gs.extxyz", id_key="main_job_step",
@@ -98,8 +102,8 @@ SYSTEMS = {
                 out="accuracy_ion", title="H3O+ in 17 waters (55 atoms, charge +1), the ion as QM region",
                 frame_unit="fs"),
 }
-RADII = (2.9, 3.15)      # Å, the QM region's r_inner of the radius variants (the main job's: 2.0)
-DML_RADII = (4.5, 6.0)   # Å, the Δ-ML region's r_inner of the variants with the main job's QM region (main: 3.0)
+RADII = (2.9, 3.15)      # Å, r_inner of the QM-region-radius variants (sharp: every molecule within R)
+DML_RADII = (4.5, 6.0)   # Å, the Δ-ML region's r_inner of the three-layer variants (three_layers.toml: 3.0)
 
 
 # -- references -------------------------------------------------------------------------------------
@@ -142,6 +146,11 @@ def load_main_config():
     return load_config(CONFIG)
 
 
+def load_three_layer_config():
+    from hybrid.config import load_config
+    return load_config(THREE_LAYERS)
+
+
 def structure_for(name: str, cfg):
     """The Structure the hybrid is built on: the main job's own (``[structure]`` of its config), or for the
     ion the first stored frame with formal charges (n_H − 2 n_O on each molecule's O: +1 on the hydronium)."""
@@ -158,22 +167,23 @@ def structure_for(name: str, cfg):
 
 
 def region_masks(cfg, structure, system) -> dict:
-    """{region name: (N,) bool} of one frame, from the main job's QM and Δ-ML regions (see module doc)."""
+    """{region name: (N,) bool} of one frame (see module doc): the central molecule, the other molecules with a
+    weight > 0 in the main job's QM region, the other molecules within SHELL Å (centre of mass), the rest."""
     from hybrid.md.levels import partitioner
-    levels = {lv["name"]: lv for lv in cfg["levels"]}
-    w_qm = partitioner(levels["qm"]["region"], 3, structure).weights(system)
-    w_dml = partitioner(levels["dml"]["region"], 2, structure).weights(system)
+    qm = next(lv for lv in cfg["levels"] if lv["name"] == "qm")["region"]
+    w_qm = partitioner(qm, 2, structure).weights(system)
+    w_shell = partitioner({**qm, "r_inner": SHELL, "width": 0.0}, 2, structure).weights(system)
     n = len(system)
     centre = np.zeros(n, bool)
     centre[structure.molecules[0]] = True
     buffer, shell = np.zeros(n, bool), np.zeros(n, bool)
     for u, w in zip(w_qm.units, w_qm.w):
         buffer[u] |= w > 0
-    for u, w in zip(w_dml.units, w_dml.w):
+    for u, w in zip(w_shell.units, w_shell.w):
         shell[u] |= w > 0
     buffer &= ~centre
     shell &= ~(centre | buffer)
-    return {"QM atoms": centre, "QM buffer": buffer, "Δ-ML shell": shell, "rest": ~(centre | buffer | shell),
+    return {"QM atoms": centre, "QM buffer": buffer, "shell": shell, "rest": ~(centre | buffer | shell),
             "all": np.ones(n, bool)}
 
 
@@ -190,26 +200,13 @@ class Candidate:
     note: str = ""
 
 
-def hybrid_model(cfg, structure, r_qm: float | None = None, r_dml: float | None = None):
-    """build_model on the loaded configuration; with ``r_qm`` the QM region's r_inner set to r_qm (width 0) and
-    the Δ-ML region's to r_qm + 1 Å; with ``r_dml`` alone the Δ-ML region's r_inner set to r_dml (width 0)."""
+def edited_model(cfg, structure, **regions):
+    """build_model on a copy of ``cfg`` whose level regions are updated: ``edited_model(cfg, st, qm={"order": 2})``."""
     from hybrid.md.levels import build_model
     cfg = copy.deepcopy(cfg)
     levels = {lv["name"]: lv for lv in cfg["levels"]}
-    if r_qm is not None:
-        levels["qm"]["region"].update(r_inner=float(r_qm), width=0.0)
-        levels["dml"]["region"].update(r_inner=float(r_qm) + 1.0, max_buffer=6)
-    elif r_dml is not None:
-        levels["dml"]["region"].update(r_inner=float(r_dml), width=0.0)
-    return build_model(cfg, structure)
-
-
-def hybrid_without_mlip(cfg, structure):
-    """The main job's hybrid with its outer level removed: Δ-ML on every atom, HF/6-31G* blended over the
-    same QM region (the levels and region as configured; edited in the loaded configuration)."""
-    from hybrid.md.levels import build_model
-    cfg = copy.deepcopy(cfg)
-    cfg["levels"] = [lv for lv in cfg["levels"] if lv["name"] != "mlip"]
+    for name, keys in regions.items():
+        levels[name]["region"].update(keys)
     return build_model(cfg, structure)
 
 
@@ -328,24 +325,47 @@ def ase_peer(structure, kind: str) -> Candidate:
     return Candidate(name, "peer", run, qm_molecules=lambda: 1, note="rigid TIP3P")
 
 
-def build_models(name: str, cfg, structure, radii=RADII, dml_radii=DML_RADII) -> tuple[list, list]:
-    """([Candidate], [(model name, why it was not run)]) for system ``name``."""
+def build_models(name: str, cfg, three, structure, radii=RADII, dml_radii=DML_RADII) -> tuple[list, list]:
+    """([Candidate], [(model name, why it was not run)]) for system ``name``; ``cfg`` the main job's loaded
+    configuration, ``three`` its three-layer variant's (examples/main/three_layers.toml)."""
     from hybrid.md.levels import bare
     skipped = []
-    main = hybrid_model(cfg, structure)
-    pot = main.potential
-    models = [_hybrid_candidate("hybrid (main job: QM 2.0+0.5 Å, Δ-ML 3.0+0.5 Å)", "hybrid", main)]
-    models.append(_hybrid_candidate("hybrid without the MLIP: Δ-ML on all atoms, QM 2.0+0.5 Å", "hybrid",
-                                    hybrid_without_mlip(cfg, structure)))
+    qm = next(lv for lv in cfg["levels"] if lv["name"] == "qm")["region"]
+    buf = f"HF {qm['r_inner']}+{qm['width']} Å"
+    main = edited_model(cfg, structure)
+    models = [_hybrid_candidate(f"hybrid (main job: Δ-ML on all atoms, {buf}, expansion order {qm['order']})",
+                                "hybrid", main)]
+    for order in (2,):
+        models.append(_hybrid_candidate(f"the same, expansion order {order}", "scheme",
+                                        edited_model(cfg, structure, qm={"order": order})))
+    models.append(_hybrid_candidate("the same, product partitions", "scheme",
+                                    edited_model(cfg, structure, qm={"scheme": "product"})))
+    models.append(_hybrid_candidate("Δ-ML on all atoms, HF 2.0+0.5 Å (the central water alone)", "hybrid",
+                                    edited_model(cfg, structure, qm={"r_inner": 2.0, "width": 0.5,
+                                                                     "scheme": "product"})))
+    dml = copy.deepcopy(bare(main.potential.terms[0][1]))
+    if all(len(m) == 3 for m in structure.molecules):
+        tip3p = {"embed_charges": {"O": TIP3P_CHARGES[8], "H": TIP3P_CHARGES[1]}, "embed_sigma": 0.0}
+        models.append(_hybrid_candidate(f"the main job with electrostatic embedding (TIP3P charges)", "embedding",
+                                        edited_model(cfg, structure, qm=tip3p)))
+        models.append(_hybrid_candidate("Δ-ML on all atoms, HF 2.0+0.5 Å, electrostatic embedding (TIP3P charges)",
+                                        "embedding", edited_model(cfg, structure, qm={"r_inner": 2.0, "width": 0.5,
+                                                                                      "scheme": "product", **tip3p})))
+    else:
+        skipped.append(("electrostatic embedding", "TIP3P has no charges for H3O+, and the embedding charges of every "
+                        "molecule must add up to its formal charge"))
     for r in radii:
-        models.append(_hybrid_candidate(f"hybrid, QM r_inner {r} Å sharp, Δ-ML {r + 1.0}+0.5 Å", "radius",
-                                        hybrid_model(cfg, structure, r)))
+        models.append(_hybrid_candidate(f"Δ-ML on all atoms, HF on every molecule within {r} Å (sharp)", "radius",
+                                        edited_model(cfg, structure, qm={"r_inner": float(r), "width": 0.0,
+                                                                         "scheme": "product"})))
+    three_model = edited_model(three, structure)
+    models.append(_hybrid_candidate("three layers (three_layers.toml: MLIP; Δ-ML 3.0+0.5 Å; HF 2.0+0.5 Å)",
+                                    "three", three_model))
     for r in dml_radii:
-        models.append(_hybrid_candidate(f"hybrid, QM 2.0+0.5 Å, Δ-ML r_inner {r} Å sharp", "radius",
-                                        hybrid_model(cfg, structure, r_dml=r)))
-    mlip = copy.deepcopy(bare(pot.terms[0][1]))
-    dml = copy.deepcopy(bare(pot.terms[1][1].high))
-    xtb = copy.deepcopy(bare(pot.terms[1][1].high).baseline)
+        models.append(_hybrid_candidate(f"three layers, Δ-ML r_inner {r} Å sharp", "three",
+                                        edited_model(three, structure, dml={"r_inner": float(r), "width": 0.0})))
+    mlip = copy.deepcopy(bare(three_model.potential.terms[0][1]))
+    xtb = copy.deepcopy(dml.baseline)
     models += [_level_candidate("MLIP (HF/6-31G*) alone", mlip, True),
                _level_candidate("Δ-ML (xTB + correction) alone", dml, True),
                _level_candidate("GFN2-xTB alone", xtb, False)]
@@ -442,9 +462,9 @@ def tabulate(name, models, skipped, results, refs, masks, n_stored) -> tuple[str
     for what, why in skipped:
         lines.append(f"Not run: {what}: {why}.")
     lines.append("QM molecules: mean number of molecules in the QM calls of one evaluation (inner region and "
-                 "buffer). Radius rows: the QM (or Δ-ML) region is every molecule whose centre of mass is within "
-                 "r_inner of the centre's (abrupt boundary, one call); the QM-radius rows put the Δ-ML region 1 Å "
-                 "further out (+0.5 Å quintic buffer). The MLIP's cutoff is 4.5 Å. Rigid TIP3P "
+                 "buffer). Radius rows: the QM region (or, in three layers, the Δ-ML region) is every molecule whose "
+                 "centre of mass is within R of the centre's (abrupt boundary, one call). The MLIP's cutoff is "
+                 "4.5 Å. Rigid TIP3P "
                  "(ASE) has no intramolecular terms: the TIP3P peers' errors outside the QM molecule and their "
                  "energies miss the MM waters' bond and angle terms. QM in vacuum / in point charges describes "
                  "the QM atoms only (—).")
@@ -464,8 +484,11 @@ def plot(rows, title, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    colours = {"hybrid": "tab:red", "radius": "tab:orange", "level": "tab:blue", "peer": "tab:green"}
-    names = {"hybrid": "hybrid (main job, and without its MLIP)", "radius": "hybrid, QM or Δ-ML radius varied", "level": "one level on all atoms",
+    colours = {"hybrid": "tab:red", "scheme": "darkred", "embedding": "tab:pink", "radius": "tab:orange",
+               "three": "tab:purple", "level": "tab:blue", "peer": "tab:green"}
+    names = {"hybrid": "hybrid: main job, QM water alone", "scheme": "main job, other partitions",
+             "embedding": "QM water electrostatically embedded", "radius": "QM region of every water within R",
+             "three": "three layers (MLIP outside)", "level": "one level on all atoms",
              "peer": "QM molecule + environment model"}
     fig, ax = plt.subplots(figsize=(11.5, 5.5))
     fig.subplots_adjust(left=0.07, right=0.6, bottom=0.11, top=0.9)
@@ -499,11 +522,11 @@ def run_system(name, labels_dir, passes, radii, dml_radii=DML_RADII) -> str | No
         print(f"{name}: no labelled frames in {Path(labels_dir) / SYSTEMS[name]['labels']}; run "
               f"benchmarks/references/make_{'main_job' if name == 'main' else name}_references.py first")
         return None
-    cfg = load_main_config()
+    cfg, three = load_main_config(), load_three_layer_config()
     structure = structure_for(name, cfg)
     masks = [region_masks(cfg, structure, r.system) for r in refs]
     print(f"{name}: {len(refs)} labelled frames; building models", flush=True)
-    models, skipped = build_models(name, cfg, structure, radii, dml_radii)
+    models, skipped = build_models(name, cfg, three, structure, radii, dml_radii)
     results = evaluate(models, refs, passes)
     text, rows = tabulate(name, models, skipped, results, refs, masks, n_stored)
     RESULTS.mkdir(exist_ok=True)
@@ -528,7 +551,7 @@ def main(argv=None):
                     help="threads of PySCF, torch and BLAS (default 1: on a shared 2-core machine OpenMP "
                          "spin-waiting makes small calls many times slower)")
     ap.add_argument("--dml-radii", type=float, nargs="*", default=list(DML_RADII),
-                    help="Δ-ML r_inner (Å) of the variants with the main job's QM region (none: skip them)")
+                    help="Δ-ML r_inner (Å) of the three-layer variants (none: skip them)")
     args = ap.parse_args(argv)
     from hybrid import threads
     threads.apply({"pyscf": args.threads, "torch": args.threads, "blas": args.threads})
