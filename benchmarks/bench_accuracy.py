@@ -201,9 +201,12 @@ class Candidate:
 
 
 def edited_model(cfg, structure, **regions):
-    """build_model on a copy of ``cfg`` whose level regions are updated: ``edited_model(cfg, st, qm={"order": 2})``."""
+    """build_model on a copy of ``cfg`` whose level regions are updated: ``edited_model(cfg, st, qm={"order": 2})``.
+    Every level runs in this process (``process`` off): costs are compared on one thread, side by side."""
     from hybrid.md.levels import build_model
     cfg = copy.deepcopy(cfg)
+    for lv in cfg["levels"]:
+        lv["process"] = False
     levels = {lv["name"]: lv for lv in cfg["levels"]}
     for name, keys in regions.items():
         levels[name]["region"].update(keys)
