@@ -7,7 +7,9 @@ the labelling pipeline and stored in ``benchmarks/references/`` (made by the ``m
 scripts there; this script never recomputes them):
 
 * ``main``: the main job's 30-water cluster (``hybrid run examples/main/config.toml``), frames at
-  steps 150, 300, 450, 600 (``main_job_frames.extxyz``, labels ``main_job_hf631gs.extxyz``);
+  steps 150, 300, 450, 600 (``main_job_dml_frames.extxyz``, labels ``main_job_dml_hf631gs.extxyz``);
+* ``main-3l``: the same cluster, frames at the same steps of the main job as it was before it put Δ-ML on
+  every atom (the three-layer job, MLIP outside; ``main_job_frames.extxyz``, ``main_job_hf631gs.extxyz``);
 * ``ion``: H3O+ in 17 waters (55 atoms, charge +1), frames of GFN2-xTB Langevin dynamics at
   400-1000 fs (``ion_frames.extxyz``, labels ``ion_hf631gs.extxyz``); the ion is molecule 0.
 
@@ -62,7 +64,7 @@ PySCF, torch and BLAS run on ``--threads`` threads (default 1).
 
 Outputs: a markdown table on stdout and in ``benchmarks/results/accuracy_<system>.md``, and a plot
 (QM-atom force RMSE against s per call) in ``benchmarks/results/accuracy_<system>.png``
-(``main`` writes ``accuracy_main_job.*``).
+(``main`` writes ``accuracy_main_job.*``, ``main-3l`` ``accuracy_main_job_three_layer_frames.*``).
 
     python benchmarks/bench_accuracy.py                       # every system whose labels exist
     python benchmarks/bench_accuracy.py --system main --references /elsewhere/benchmarks/references
@@ -95,8 +97,12 @@ REGIONS = ("QM atoms", "QM buffer", "shell", "rest", "all")
 SHELL = 3.5              # Å, centre-of-mass distance of the "shell" region of the tables
 
 SYSTEMS = {
-    "main": dict(frames="main_job_frames.extxyz", labels="main_job_hf631gs.extxyz", id_key="main_job_step",
+    "main": dict(frames="main_job_dml_frames.extxyz", labels="main_job_dml_hf631gs.extxyz", id_key="main_job_step",
                  out="accuracy_main_job", title="main job: 30 waters (90 atoms), central water as QM region",
+                 frame_unit="step"),
+    "main-3l": dict(frames="main_job_frames.extxyz", labels="main_job_hf631gs.extxyz", id_key="main_job_step",
+                 out="accuracy_main_job_three_layer_frames",
+                 title="30 waters (90 atoms), frames of the three-layer job, central water as QM region",
                  frame_unit="step"),
     "ion": dict(frames="ion_frames.extxyz", labels="ion_hf631gs.extxyz", id_key="time_fs",
                 out="accuracy_ion", title="H3O+ in 17 waters (55 atoms, charge +1), the ion as QM region",
@@ -155,7 +161,7 @@ def structure_for(name: str, cfg):
     """The Structure the hybrid is built on: the main job's own (``[structure]`` of its config), or for the
     ion the first stored frame with formal charges (n_H − 2 n_O on each molecule's O: +1 on the hydronium)."""
     from hybrid.md.structure import load_structure
-    if name == "main":
+    if name.startswith("main"):
         return load_structure(cfg["structure"]["file"])
     st = load_structure(REFERENCES / SYSTEMS[name]["frames"], charge=1)
     q = np.zeros(len(st.system), int)
@@ -523,7 +529,8 @@ def run_system(name, labels_dir, passes, radii, dml_radii=DML_RADII) -> str | No
     refs, n_stored = load_references(name, labels_dir)
     if not refs:
         print(f"{name}: no labelled frames in {Path(labels_dir) / SYSTEMS[name]['labels']}; run "
-              f"benchmarks/references/make_{'main_job' if name == 'main' else name}_references.py first")
+              f"benchmarks/references/make_{'main_job' if name.startswith('main') else name}_references.py"
+              f"{' --job three_layers' if name == 'main-3l' else ''} first")
         return None
     cfg, three = load_main_config(), load_three_layer_config()
     structure = structure_for(name, cfg)
@@ -544,7 +551,7 @@ def run_system(name, labels_dir, passes, radii, dml_radii=DML_RADII) -> str | No
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--system", nargs="+", choices=sorted(SYSTEMS), default=["main", "ion"])
+    ap.add_argument("--system", nargs="+", choices=sorted(SYSTEMS), default=["main", "main-3l", "ion"])
     ap.add_argument("--references", default=os.environ.get("BENCH_ACCURACY_REFERENCES", str(REFERENCES)),
                     help="directory of the label files (default benchmarks/references, or $BENCH_ACCURACY_REFERENCES)")
     ap.add_argument("--passes", type=int, default=2, help="timed runs over the frames (models under 5 s per call)")
