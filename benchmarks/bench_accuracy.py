@@ -372,7 +372,8 @@ def build_models(name: str, cfg, three, structure, radii=RADII, dml_radii=DML_RA
                                     "three", three_model))
     for r in dml_radii:
         models.append(_hybrid_candidate(f"three layers, Δ-ML r_inner {r} Å sharp", "three",
-                                        edited_model(three, structure, dml={"r_inner": float(r), "width": 0.0})))
+                                        edited_model(three, structure, dml={"r_inner": float(r), "width": 0.0,
+                                                                           "scheme": "product"})))
     mlip = copy.deepcopy(bare(three_model.potential.terms[0][1]))
     xtb = copy.deepcopy(dml.baseline)
     models += [_level_candidate("MLIP (HF/6-31G*) alone", mlip, True),
