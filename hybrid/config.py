@@ -23,7 +23,10 @@ A configuration has four sections (and an optional fifth, ``[mm]``) (all units i
     ``width`` (Å, the buffer), ``switch``, ``scheme`` ("product"/"sorted"/
     "expansion"/"force_mixing"), ``order`` (the expansion's truncation order),
     ``max_buffer`` (more buffer units, or expansion members, stop the run with
-    an error naming the count and the cap), ``workers``.
+    an error naming the count and the cap), ``workers``, ``embed_charges`` and
+    ``embed_sigma`` (electrostatic embedding of the region's calls,
+    :mod:`couplers.embedding`). A model ``file`` (mlip) or ``correction``
+    (delta) may be a list of files: a committee whose mean is the level.
     ``accept_energy_offset`` (default false): accept that this level's zero of
     energy differs from the one below it by more than
     :data:`ENERGY_OFFSET_THRESHOLD_EV` on one molecule (otherwise an error
@@ -148,14 +151,15 @@ class Key:
         k = self.kind
         if k in ("str", "path") and not isinstance(value, str):
             return value, "must be a string"
-        if k == "paths":
+        if k == "paths":                       # one file, or a list of >= 2 (a committee)
+            one = Key("path", must_exist=self.must_exist, suffixes=self.suffixes)
             if isinstance(value, str):
-                return Key("path", must_exist=self.must_exist, suffixes=self.suffixes).check(value, base)
+                return one.check(value, base)
             if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
                 return value, "must be a file name, or a list of at least 2 file names (a committee)"
             out = []
             for v in value:
-                p, err = Key("path", must_exist=self.must_exist, suffixes=self.suffixes).check(v, base)
+                p, err = one.check(v, base)
                 if err:
                     return value, f"{_fmt(v)}: {err}"
                 out.append(p)
