@@ -23,6 +23,13 @@ On top of :func:`train`:
   resamples, returned as a :class:`~hybrid.ml.committee.Committee`;
 * :func:`fine_tune`: more training of a fitted model on new data, keeping its
   reference energies and descriptor standardisation, with replay of old data.
+
+Settings are checked before any work (InputError naming the argument and
+its value: ``batch_size``, ``epochs``, ``patience`` integers >= 1,
+``0 <= val_fraction < 1``, ``lr > 0``, weights and ``l2`` finite and >= 0,
+``replay >= 0``, ``min_replay`` integer >= 0). A fit in which no epoch gives a
+finite validation loss (e.g. a NaN loss from a learning rate that is far too
+high) raises :class:`TrainingError` and leaves the model as it was given.
 """
 from __future__ import annotations
 
@@ -33,10 +40,57 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import HybridError, InputError
 from ..system import AtomicSystem, symbol
 from .model import AtomicMLP
 from .potential import graph
+
+
+class TrainingError(HybridError, RuntimeError):
+    """A fit that produced no usable model state (no epoch with a finite validation loss)."""
+
+
+def _check_number(where: str, name: str, value, *, integer: bool = False, minimum: float | None = None,
+                  above: float | None = None, below: float | None = None) -> None:
+    """InputError naming ``name`` and ``value`` unless it is a finite number (an int if ``integer``)
+    with ``value >= minimum``, ``value > above`` and ``value < below`` (each bound when given)."""
+    if integer:
+        ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+        kind = "an integer"
+    else:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
+            and bool(np.isfinite(value))
+        kind = "a finite number"
+    bounds = []
+    if minimum is not None:
+        ok = ok and value >= minimum
+        bounds.append(f">= {minimum}")
+    if above is not None:
+        ok = ok and value > above
+        bounds.append(f"> {above}")
+    if below is not None:
+        ok = ok and value < below
+        bounds.append(f"< {below}")
+    if not ok:
+        need = " ".join([kind] + ([" and ".join(bounds)] if bounds else []))
+        raise InputError(f"{where}: {name} must be {need}, got {value!r}")
+
+
+def _check_train_settings(where: str, *, val_fraction=None, w_energy=None, w_forces=None, l2=None, epochs=None,
+                          lr=None, batch_size=None, patience=None) -> None:
+    """Check the settings of :func:`train` (those given) before any work is done."""
+    if val_fraction is not None:
+        _check_number(where, "val_fraction", val_fraction, minimum=0, below=1)
+    for name, v in (("w_energy", w_energy), ("w_forces", w_forces), ("l2", l2)):
+        if v is not None:
+            _check_number(where, name, v, minimum=0)
+    if w_energy is not None and w_forces is not None and w_energy == 0 and w_forces == 0:
+        raise InputError(f"{where}: w_energy and w_forces are both 0: the loss would be empty")
+    if lr is not None:
+        _check_number(where, "lr", lr, above=0)
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if v is not None:
+            _check_number(where, name, v, integer=True, minimum=1)
 
 
 @dataclass
@@ -170,6 +224,7 @@ def predictions(model: AtomicMLP, frames, dtype=torch.float64, batch_size: int =
     offset b removed: E_pred = E_θ - b) and {"forces_ref", "forces_pred"} of
     shape (ΣN_k, 3) in eV/Å, frames concatenated in order.
     """
+    _check_number("predictions", "batch_size", batch_size, integer=True, minimum=1)
     frames = list(frames)
     if not frames:
         raise InputError("predictions: no frames")
@@ -218,7 +273,16 @@ def train(model: AtomicMLP, frames, *, val_frames=None, val_fraction: float = 0.
     least one, when there are more than 4) is held out for validation.
     ``num_threads`` limits torch's intra-op threads while training (small
     models train faster on one thread); the previous setting is restored.
+
+    Settings are checked first (InputError naming the argument and value:
+    ``batch_size``, ``epochs``, ``patience`` integers >= 1, ``0 <= val_fraction
+    < 1``, ``lr > 0``, ``w_energy``, ``w_forces``, ``l2`` finite and >= 0). If no
+    epoch gives a finite validation loss (e.g. the loss is NaN or inf), the
+    model is restored to the state it was given in and :class:`TrainingError`
+    says so.
     """
+    _check_train_settings("train", val_fraction=val_fraction, w_energy=w_energy, w_forces=w_forces, l2=l2,
+                          epochs=epochs, lr=lr, batch_size=batch_size, patience=patience)
     if num_threads is not None:
         previous = torch.get_num_threads()
         torch.set_num_threads(int(num_threads))
@@ -245,6 +309,9 @@ def train(model: AtomicMLP, frames, *, val_frames=None, val_fraction: float = 0.
     else:
         val_frames = list(val_frames)
         _check_frames(val_frames, model, "validation")
+    if not frames:
+        raise InputError(f"train: no training frames left after holding out {len(val_frames)} for validation")
+    given = {k: v.detach().clone() for k, v in model.state_dict().items()}   # restored if no epoch is usable
     model.to(dtype).train()
     offset = torch.nn.Parameter(model.energy_offset.detach().clone())
     if fit_references:
@@ -298,6 +365,14 @@ def train(model: AtomicMLP, frames, *, val_frames=None, val_fraction: float = 0.
             break
     if bar:
         bar.close()
+    if best[2] is None:
+        model.load_state_dict(given)
+        model.eval()
+        last = report.history[-1]
+        raise TrainingError(f"train: no epoch of {epoch} gave a finite validation loss (last epoch: train loss "
+                            f"{last[1]:.4g}, validation loss {last[2]:.4g}); the model is left as it was given. "
+                            f"Lower the learning rate (lr={lr:g}), or check the labels' scale and the model's weights "
+                            "for NaN")
     model.load_state_dict(best[2][0])
     with torch.no_grad():
         model.energy_offset.copy_(best[2][1])
@@ -523,6 +598,7 @@ def train_committee(template, frames, n_members: int = 4, *, mode: str = "seeds"
     frames = list(frames)
     if not frames:
         raise InputError("train_committee: no frames")
+    _check_train_settings("train_committee", val_fraction=val_fraction)
     if val_frames is None:
         order = np.random.default_rng(seed).permutation(len(frames))
         n_val = max(1, int(round(val_fraction * len(frames)))) if len(frames) > 4 else 0
@@ -553,23 +629,33 @@ def train_committee(template, frames, n_members: int = 4, *, mode: str = "seeds"
 
 
 # -- fine-tuning ------------------------------------------------------------------------
-def fine_tune(model: AtomicMLP, new_frames, *, old_frames=None, replay: float = 1.0, lr: float = 1e-3,
-              epochs: int = 100, patience: int = 30, seed: int = 0, **train_kwargs) -> TrainReport:
+def fine_tune(model: AtomicMLP, new_frames, *, old_frames=None, replay: float = 1.0, min_replay: int = 0,
+              lr: float = 1e-3, epochs: int = 100, patience: int = 30, seed: int = 0,
+              **train_kwargs) -> TrainReport:
     """Continue training a fitted ``model`` on ``new_frames``.
 
     The loss is that of :func:`train`, started from the model's weights, its
     per-species energies e_s and offset b, with the descriptor
     standardisation (μ, σ) kept as it is (``fit_references=False``) and a
-    lower learning rate. To keep the old fit, ``round(replay · K_new)`` frames
-    drawn without replacement from ``old_frames`` (at most all of them) are
-    trained on with the new ones ("replay"; ``replay=0`` trains on new data
-    alone).
+    lower learning rate. To keep the old fit,
+
+        n_replay = min(K_old, max(round(replay · K_new), min_replay))
+
+    frames drawn without replacement from ``old_frames`` are trained on with
+    the new ones ("replay"; ``replay=0, min_replay=0`` trains on new data
+    alone). ``min_replay`` keeps a small batch of new frames (one label, say)
+    from being fitted on its own with a single replayed frame.
+    ``replay`` must be finite and >= 0, ``min_replay`` an integer >= 0
+    (InputError otherwise); the other settings are those of :func:`train`.
 
     The report's ``info`` holds errors on the new frames and, with
     ``old_frames``, on the old ones, before and after
     (``new_before``, ``new_after``, ``old_before``, ``old_after``), and
     ``n_replay``.
     """
+    _check_number("fine_tune", "replay", replay, minimum=0)
+    _check_number("fine_tune", "min_replay", min_replay, integer=True, minimum=0)
+    _check_train_settings("fine_tune", lr=lr, epochs=epochs, patience=patience)
     new_frames = list(new_frames)
     if not new_frames:
         raise InputError("fine_tune: no new frames")
@@ -581,7 +667,7 @@ def fine_tune(model: AtomicMLP, new_frames, *, old_frames=None, replay: float = 
     info = {"new_before": errors(model, new_frames, dtype)}
     if old_frames:
         info["old_before"] = errors(model, old_frames, dtype)
-    n_replay = min(len(old_frames), int(round(replay * len(new_frames))))
+    n_replay = min(len(old_frames), max(int(round(replay * len(new_frames))), int(min_replay)))
     picked = np.random.default_rng(seed).choice(len(old_frames), n_replay, replace=False) if n_replay else []
     data = new_frames + [old_frames[k] for k in picked]
     rep = train(model, data, lr=lr, epochs=epochs, patience=patience, seed=seed, dtype=dtype,

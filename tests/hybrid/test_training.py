@@ -1,4 +1,5 @@
-"""Force-matching training on EMT copper labels: offset, reports, Δ-ML frames, committees, fine-tuning."""
+"""Force-matching training on EMT copper labels: offset, reports, Δ-ML frames, committees, fine-tuning,
+minimum replay, and clear errors for bad settings and for fits in which no epoch is usable."""
 import copy
 import json
 
@@ -14,7 +15,7 @@ from hybrid.ml.adapters import ASECalculatorPotential
 from hybrid.ml.committee import Committee
 from hybrid.ml.model import AtomicMLP
 from hybrid.ml.potential import MLPotential
-from hybrid.ml.training import (Frame, delta_frames, errors, fine_tune, train, train_committee,
+from hybrid.ml.training import (Frame, TrainingError, delta_frames, errors, fine_tune, train, train_committee,
                                 write_training_report)
 from hybrid.system import AtomicSystem
 from fdtools import fd_forces
@@ -191,3 +192,61 @@ def test_fine_tuning_fits_new_data_and_keeps_the_old_fit(data, fitted):
     assert errors(forgetful, held_out)["force_rmse"] > 2 * after_old["force_rmse"]
     with pytest.raises(InputError, match="fine-tuning frame 0, atom 0: element O"):
         fine_tune(model, [Frame(AtomicSystem([8], [[0, 0, 0]]), 0.0, np.zeros((1, 3)))])
+
+
+# -- clear errors ---------------------------------------------------------------------------
+@pytest.mark.parametrize("call, message", [
+    (lambda m, fr: train(m, fr, batch_size=0), r"train: batch_size must be an integer >= 1, got 0"),
+    (lambda m, fr: train(m, fr, val_fraction=1.5), r"train: val_fraction must be a finite number >= 0 and < 1, "
+                                                   r"got 1.5"),
+    (lambda m, fr: train(m, fr, val_fraction=1.0), r"val_fraction must be .* got 1.0"),
+    (lambda m, fr: train(m, fr, epochs=0), r"train: epochs must be an integer >= 1, got 0"),
+    (lambda m, fr: train(m, fr, lr=0.0), r"train: lr must be a finite number > 0, got 0.0"),
+    (lambda m, fr: train(m, fr, w_forces=-1.0), r"train: w_forces must be a finite number >= 0, got -1.0"),
+    (lambda m, fr: train(m, fr, w_energy=0, w_forces=0), r"w_energy and w_forces are both 0"),
+    (lambda m, fr: train(m, fr, batch_size=2.5), r"batch_size must be an integer >= 1, got 2.5"),
+    (lambda m, fr: fine_tune(m, fr[:2], old_frames=fr, replay=-1), r"fine_tune: replay must be a finite number "
+                                                                   r">= 0, got -1"),
+    (lambda m, fr: fine_tune(m, fr[:2], old_frames=fr, replay=float("nan")), r"replay must be .* got nan"),
+    (lambda m, fr: fine_tune(m, fr[:2], min_replay=-2), r"fine_tune: min_replay must be an integer >= 0, got -2"),
+    (lambda m, fr: fine_tune(m, fr[:2], batch_size=0), r"train: batch_size must be an integer >= 1, got 0"),
+    (lambda m, fr: train_committee(m, fr, 2, val_fraction=1.5), r"train_committee: val_fraction must be"),
+    (lambda m, fr: errors(m, fr, batch_size=0), r"predictions: batch_size must be an integer >= 1, got 0"),
+])
+def test_bad_training_settings_are_named_before_any_work(data, call, message):
+    frames, _ = data
+    model = AtomicMLP((29,), cutoff=4.0, n_radial=4, hidden=(8,))
+    state = copy.deepcopy(model.state_dict())
+    with pytest.raises(InputError, match=message):
+        call(model, frames[:6])
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())      # nothing was done
+
+
+@pytest.mark.parametrize("spoil", ["nan_weights", "labels_far_too_large"])
+def test_a_fit_with_no_finite_epoch_says_so_and_leaves_the_model_as_given(data, spoil):
+    frames, _ = data
+    torch.manual_seed(0)
+    model = AtomicMLP((29,), cutoff=4.0, n_radial=4, hidden=(8,))
+    frames = frames[:6]
+    if spoil == "nan_weights":
+        with torch.no_grad():
+            model.nets[0][0].weight[0, 0] = float("nan")
+    else:      # finite labels whose squared errors overflow: the loss is inf in every epoch
+        frames = [Frame(f.system, f.energy * 1e160, f.forces) for f in frames]
+    state = copy.deepcopy(model.state_dict())
+    loss = "nan" if spoil == "nan_weights" else "inf"
+    with pytest.raises(TrainingError, match=rf"train: no epoch of 3 gave a finite validation loss \(last epoch: "
+                                            rf"train loss {loss}, validation loss {loss}\); the model is left as "
+                                            r"it was given"):
+        train(model, frames, epochs=3, batch_size=4)
+    for k, v in model.state_dict().items():      # the same values (train works in float64)
+        assert torch.allclose(state[k].to(v.dtype), v, rtol=0, atol=0, equal_nan=True), k
+
+
+def test_fine_tuning_replays_at_least_min_replay_old_frames(data, fitted):
+    frames, _ = data
+    model0, _, _ = fitted
+    for replay, min_replay, expect in ((1.0, 0, 1), (1.0, 5, 5), (3.0, 2, 3), (1.0, 100, 30)):
+        rep = fine_tune(copy.deepcopy(model0), frames[:1], old_frames=frames, replay=replay, min_replay=min_replay,
+                        epochs=1, batch_size=8)
+        assert rep.info["n_replay"] == expect, (replay, min_replay)
