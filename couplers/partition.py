@@ -11,7 +11,9 @@ Partitioners here:
   from a centre (an atom, the centre of a group of atoms, or a fixed point),
   w_u = s((r_u - r_inner)/width) with a switch s from :mod:`couplers.switching`;
 * :class:`ScorePartitioner` - by a per-atom score supplied by the caller
-  (a structural descriptor, a model's uncertainty): w_u = s((hi - score_u)/(hi - lo)).
+  (a structural descriptor, a model's uncertainty): w_u = s((hi - score_u)/(hi - lo)),
+  the score a fixed field (no gradient: not Hamiltonian; the conservative
+  uncertainty-driven partitioner is :class:`hybrid.ml.promotion.UncertaintyPartitioner`).
 
 Molecules come from a topology (a list of index arrays) or from covalent
 radii (:func:`find_molecules`); metals are never bonded by radii (:data:`METALS`),
@@ -315,8 +317,12 @@ class ScorePartitioner(_MoleculePartitioner):
     score_u = max over the unit's atoms; w_u = s((hi - score_u)/(hi - lo)):
     1 at score >= hi, 0 at score <= lo. ``score_fn(system) -> (N,)``.
     The score is treated as a given field of each step (no ∂score/∂R), so a
-    run whose membership follows a changing score is not Hamiltonian; use it
-    for uncertainty-driven promotion, not for energy-conserving NVE.
+    run whose membership follows a changing score is not Hamiltonian (its
+    forces miss the switching term wherever a unit is in the buffer); it is
+    the ``promote="fixed_field"`` comparison mode of
+    :class:`hybrid.ml.active.ActiveLearner`. For energy-conserving
+    uncertainty-driven regions use
+    :class:`hybrid.ml.promotion.UncertaintyPartitioner`, whose weights carry ∂w/∂R.
     """
 
     def __init__(self, score_fn, lo: float, hi: float, switch="quintic", molecules=None):

@@ -27,8 +27,13 @@ full step), E_total = E_pot + E_kin, T = 2 E_kin/(f k_B) with f = 3N − 3
 for Verlet (total momentum removed and conserved by the translation
 invariant models) and 3N for Langevin; E_<lowest level> on all atoms and
 dE_<level> = Σ_P σ_P [E_k(P) − E_{k−1}(P)] of each boundary; atoms in the
-inner region and buffer of each boundary and its high-level region calls.
-Wall times (s per reported step: ``wall_s``, ``pyscf_s`` in every PySCF
+inner region and buffer of each boundary and its high-level region calls;
+and, when the lowest level flags its steps (``reports_conservative``, e.g. a
+python level returning :class:`hybrid.ml.active.ActiveLearner`),
+``conservative``: 1 if every evaluation since the previous row had forces
+-∇ of the previous one's energy function, 0 if any did not (a retrain, a
+step answered from the reference, fixed-field promotion); drift over rows
+with 0 is not a test of the integrator. Wall times (s per reported step: ``wall_s``, ``pyscf_s`` in every PySCF
 evaluation, ``level_<name>_s`` in each level including its region calls)
 go to a separate CSV (``timings``), so
 that the physics log of a resumed run is byte-identical to an
@@ -97,6 +102,7 @@ class RunSummary:
     integrator: str = "verlet"
     mean_T_K: float | None = None
     bath_K: float | None = None
+    nonconservative_rows: int | None = None
 
     def text(self) -> str:
         lines = [f"steps {self.first_step} -> {self.last_step} ({self.steps} this session"
@@ -113,6 +119,9 @@ class RunSummary:
             lines.append(f"total-energy drift: max |E_tot - E_tot(0)| = {self.drift_meV:.3g} meV"
                          + (f", slope {self.drift_meV_per_ps:+.3g} meV/ps" if self.drift_meV_per_ps is not None
                             else ""))
+        if self.nonconservative_rows:
+            lines.append(f"{self.nonconservative_rows} CSV rows with conservative = 0: the potential was not one "
+                         "energy function there (retrains, reference steps, fixed-field promotion)")
         lines += [f"{k}: {v}" for k, v in self.files.items()]
         return "\n".join(lines)
 
@@ -192,6 +201,8 @@ class Runner:
         cols += [f"dE_{r}_eV" for r in regions]
         for r in regions:
             cols += [f"n_inner_{r}", f"n_buffer_{r}", f"high_calls_{r}"]
+        if self._reports_conservative():
+            cols.append("conservative")
         tcols = ["step", "wall_s", "pyscf_s"] + [f"level_{k}_s" for k in self.model.names]
         return cols, tcols
 
@@ -214,7 +225,22 @@ class Runner:
             row[f"n_inner_{r}"] = len(info["inner_atoms"])
             row[f"n_buffer_{r}"] = len(info["buffer_atoms"])
             row[f"high_calls_{r}"] = int(info["n_high_calls"])
+        if "conservative" in self.csv.columns:
+            row["conservative"] = self._conservative_since_last_row(res.info[labels[0]])
         return row
+
+    def _reports_conservative(self) -> bool:
+        """Whether the lowest level flags its steps (``reports_conservative``, e.g. an ActiveLearner)."""
+        from .levels import bare
+        return bool(getattr(bare(self.model.potential.terms[0][1]), "reports_conservative", False))
+
+    def _conservative_since_last_row(self, info: dict) -> int:
+        """1 if every evaluation since the previous row was conservative (by the level's count
+        ``n_nonconservative``; the first row of a session: this evaluation's flag), else 0."""
+        n = int(info.get("n_nonconservative", 0))
+        ok = bool(info.get("conservative", True)) and (self._nc_seen is None or n == self._nc_seen)
+        self._nc_seen = n
+        return int(ok)
 
     def _timing_row(self, step: int, wall: float) -> dict:
         clocks = self.model.clocks
@@ -245,6 +271,7 @@ class Runner:
                              "continue it with --resume or start again with --overwrite")
         self._build()
         cols, tcols = self._columns()
+        self._nc_seen = None
         ti, ri, ci = out["trajectory_interval"], out["report_interval"], out["checkpoint_interval"]
         self.stats = {"wall_s": 0.0, "qm_s": 0.0}
         self.t_start = time.perf_counter()
@@ -432,7 +459,8 @@ class Runner:
         files = {k: str(out[k]) for k in ("csv", "plot", "trajectory", "topology", "timings", "checkpoint")}
         return RunSummary(start, stop, steps, wall, ns_day, self.model.qm.total / wall if wall > 0 else 0.0,
                           {k: c.total for k, c in self.model.clocks.items()}, drift, slope, files, self.resume,
-                          self.cfg["md"]["integrator"], mean_t, self.cfg["md"]["temperature_K"])
+                          self.cfg["md"]["integrator"], mean_t, self.cfg["md"]["temperature_K"],
+                          int(np.sum(d["conservative"] == 0)) if d and "conservative" in d else None)
 
 
 def run(cfg: Section, **kwargs) -> RunSummary:

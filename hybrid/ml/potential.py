@@ -50,16 +50,22 @@ class MLPotential(Potential):
         model, meta = load_model(path, dtype)
         return cls(model, dtype, name, meta)
 
-    def _compute(self, system: AtomicSystem) -> Result:
+    def atom_energies(self, system: AtomicSystem, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """Per-atom energies e_i (N,) in eV, offset b included (Σ_i e_i = E), as a torch graph of
+        ``positions`` (N, 3) and ``cell`` (3, 3) in Å (tensors of ``self.dtype``; the neighbour
+        pairs are those of ``system.positions``), for autograd forces and their derivatives."""
         i, j, s = graph(system, self.model.cutoff)
+        species = self.model.species_index(torch.from_numpy(system.numbers))
+        e_atoms = self.model(species, i, j, pair_vectors(positions, cell, i, j, s))
+        return e_atoms - self.model.energy_offset / len(system)
+
+    def _compute(self, system: AtomicSystem) -> Result:
         pos = torch.tensor(system.positions, dtype=self.dtype)
         cell = torch.tensor(system.cell, dtype=self.dtype)
         eps = torch.zeros(3, 3, dtype=self.dtype, requires_grad=True)
         pos.requires_grad_(True)
         strain = torch.eye(3, dtype=self.dtype) + eps
-        species = self.model.species_index(torch.from_numpy(system.numbers))
-        e_atoms = self.model(species, i, j, pair_vectors(pos @ strain, cell @ strain, i, j, s))
-        e_atoms = e_atoms - self.model.energy_offset / len(system)
+        e_atoms = self.atom_energies(system, pos @ strain, cell @ strain)
         energy = e_atoms.sum()
         g_pos, g_eps = torch.autograd.grad(energy, (pos, eps))
         virial = -g_eps.detach().numpy().astype(float)

@@ -1,5 +1,7 @@
-"""On-the-fly active learning: triggers, labels (in memory and to a label file), retraining,
-untrusted steps, uncertainty-driven promotion and the capped clusters sent to the reference."""
+"""On-the-fly active learning: triggers, labels (in memory and to a label file), retraining (validated on
+held-out frames, never worse), clear errors, untrusted steps, uncertainty-driven promotion and the capped
+clusters sent to the reference."""
+import copy
 import functools
 import json
 
@@ -203,20 +205,49 @@ def test_in_a_blend_only_whole_system_calls_are_steps():
     assert al.step == 1 and al.summary()["checks"] == 2 and not al.labels
 
 
-def test_retrain_every_n_steps_from_fresh_weights():
+def test_retrain_waits_for_min_new_labels_then_refits_from_fresh_weights():
     s = water_cluster(2, seed=4)
     com = random_committee(hidden=(4,))
     old_models = [m.model for m in com.members]
     before = [p.detach().clone() for p in old_models[0].parameters()]
+    # validation off here (tested below): this test is about the schedule
     al = ActiveLearner(com, XTBPotential(), levels=TrustLevels(0.0, 1e6), retrain="train", retrain_every=50,
-                       retrain_interval=2, retrain_kwargs=dict(epochs=3, batch_size=2))
-    infos = [al.compute(s.with_positions(s.positions + 0.02 * k)).info for k in range(3)]
-    assert [i["retrained"] for i in infos] == [False, True, False]
+                       retrain_interval=2, min_new_labels=3, validation_fraction=0.0,
+                       retrain_kwargs=dict(epochs=3, batch_size=2))
+    infos = [al.compute(s.with_positions(s.positions + 0.02 * k)).info for k in range(4)]
+    # step 1: the interval has passed but 2 labels < min_new_labels; step 2: 3 labels
+    assert [i["retrained"] for i in infos] == [False, False, True, False]
     (ev,) = [e for e in al.events if e["event"] == "retrain"]
-    assert ev["step"] == 1 and ev["n_new"] == 2 and ev["mode"] == "train" and len(ev["members"]) == 2
+    assert ev["step"] == 2 and ev["n_new"] == 3 and ev["mode"] == "train" and len(ev["members"]) == 2
+    assert ev["accepted"] and not ev["validated"] and ev["val_before"] is None and ev["n_val"] == 0
     assert all(m.model is not old for m, old in zip(com.members, old_models))
     assert not all(torch.equal(a, b) for a, b in zip(before, com.members[0].model.parameters()))
-    assert len(al.pending) == 1 and al.summary()["retrains"] == 1
+    assert len(al.pending) == 1 and al.summary()["retrains"] == 1 and al.summary()["retrains_rejected"] == 0
+
+
+def test_every_tenth_label_from_the_first_is_held_out_and_the_retrain_is_validated_on_them():
+    s = water_cluster(2, seed=4)
+    com = random_committee(hidden=(4,))
+    al = ActiveLearner(com, XTBPotential(), levels=TrustLevels(0.0, 1e6), retrain_every=3,
+                       retrain_kwargs=dict(epochs=3, batch_size=2))
+    assert al.validation_frames == [] and al.events[0]["n_val"] == 0      # no train_frames to draw from
+    infos = [al.compute(s.with_positions(s.positions + 0.02 * k)).info for k in range(4)]
+    assert [e["held_out"] for e in al.events if e["event"] == "label"] == [True, False, False, False]
+    assert [i["retrained"] for i in infos] == [False, False, False, True]   # 3 trainable labels at step 3
+    (ev,) = [e for e in al.events if e["event"] == "retrain"]
+    assert ev["n_val"] == 1 and ev["n_new"] == 3 and ev["validated"]
+    assert al.validation_frames[0] is al.labels[0] and al.labels[0].info["held_out"]
+    assert all(m["val_before_force_rmse"] > 0 and "accepted" in m for m in ev["members"])
+    # the rule: kept only if the committee's held-out force RMSE rose by at most 2 %
+    kept = committee_errors(com, al.validation_frames)["force_rmse"]
+    assert kept == pytest.approx(ev["val_kept"]["force_rmse"])
+    assert kept <= 1.02 * ev["val_before"]["force_rmse"]
+    assert (al.pending == []) == ev["accepted"]
+    # one label, held out: a retrain by hand says why there is nothing to train on
+    lone = ActiveLearner(random_committee(hidden=(4,)), XTBPotential(), levels=TrustLevels(0.0, 1e6))
+    lone.compute(s)
+    with pytest.raises(InputError, match=r"no new labels to retrain on \(1 labels, 1 of them held out"):
+        lone.retrain()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -226,6 +257,17 @@ def test_retrain_every_n_steps_from_fresh_weights():
     (dict(cluster_radius=-1.0), "cluster_radius must be a positive distance"),
     (dict(retrain_kwargs={"seed": 3}), "may not set 'seed'"),
     (dict(levels=(0.1, 0.2)), "levels must be TrustLevels"),
+    (dict(min_new_labels=0), "min_new_labels must be an integer >= 1, got 0"),
+    (dict(retrain_every=2), "retrain_every=2 is below min_new_labels=3"),
+    (dict(min_replay=-1), "min_replay must be an integer >= 0, got -1"),
+    (dict(validation_fraction=1.0), r"validation_fraction must be a number in \[0, 1\), got 1.0"),
+    (dict(retrain_tolerance=-0.1), "retrain_tolerance must be a relative tolerance >= 0, got -0.1"),
+    (dict(validation_frames=[]), "validation_frames is empty"),
+    (dict(validation_frames=[Frame(AtomicSystem([6], [[0, 0, 0]]), 0.0, np.zeros((1, 3)))]),
+     "validation_frames frame 0, atom 0: element C is not among the model's species"),
+    (dict(retrain_kwargs={"min_replay": 3}), "may not set 'min_replay'"),
+    (dict(retrain_kwargs={"batch_size": 0}), "retrain_kwargs: batch_size must be an integer >= 1, got 0"),
+    (dict(retrain_kwargs={"epoch": 3}), r"retrain_kwargs \['epoch'\] are not settings of fine_tune/train"),
 ])
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(InputError, match=message):
@@ -292,10 +334,17 @@ def test_active_learning_from_a_poor_model_lowers_the_held_out_error(tmp_path):
     # the log: every checked step that triggered has its label; retrains every 6 labels
     assert summary["steps"] == 61 and summary["checks"] == 31
     assert summary["triggers"] == summary["labels"] == summary["qm_calls"] >= 18
-    assert summary["retrains"] == summary["labels"] // 6 >= 3
-    assert all(e["n_new"] == 6 and len(e["members"]) == 3 for e in retrains)
     triggers = [e for e in al.events if e["event"] == "trigger"]
     label_events = [e for e in al.events if e["event"] == "label"]
+    # labels 0, 10, 20, 30 are held out (validation_fraction 0.1), besides one of the 4 train frames
+    held = [e["label_id"] for e in label_events if e["held_out"]]
+    assert held == list(range(0, summary["labels"], 10))
+    assert summary["retrains"] == (summary["labels"] - len(held)) // 6 >= 3 and summary["retrains_rejected"] == 0
+    assert all(e["n_new"] == 6 and len(e["members"]) == 3 and e["validated"] for e in retrains)
+    n_val = [e["n_val"] for e in retrains]       # V grows with the run: 1 train frame + the held-out labels
+    assert n_val == sorted(n_val) and n_val[0] >= 2 and n_val[-1] <= 1 + len(held)
+    for e in retrains:     # never worse on the held-out set than the tolerance allows
+        assert e["val_kept"]["force_rmse"] <= 1.02 * e["val_before"]["force_rmse"]
     assert [e["step"] for e in triggers] == [e["step"] for e in label_events]
     assert [e["label_id"] for e in label_events] == list(range(summary["labels"]))
     assert all(e["deviation"] >= al.levels.lower for e in triggers)
@@ -310,6 +359,134 @@ def test_active_learning_from_a_poor_model_lowers_the_held_out_error(tmp_path):
     assert [f.info["config_id"] for f in stored] == list(range(summary["labels"]))
     again = ActiveLearner(com, functools.partial(XTBPotential), levels=TrustLevels(0.0, 1e6),
                           label_output=labels, retrain_every=1000)
-    assert len(again.labels) == len(again.pending) == summary["labels"]
+    assert len(again.labels) == summary["labels"] and len(again.pending) == summary["labels"] - len(held)
+    assert [f.info["config_id"] for f in again.validation_frames] == held     # the same labels held out
     again.compute(s)
     assert again.labels[-1].info["config_id"] == summary["labels"]
+
+
+# -- retrains that never regress ------------------------------------------------------------
+def test_a_retrain_on_one_label_leaves_the_held_out_error_no_worse():
+    """Issue 16: one new label, one replayed frame, no validation raised the held-out error 0.487 -> 0.822."""
+    s = water_cluster(3, seed=0)
+    train_frames = xtb_frames(s, seed=3, steps=60, every=5)          # 12 thermal frames at 300 K
+    thermal = xtb_frames(s, seed=1, steps=60, every=5)
+    held_out, monitor = thermal[:6], thermal[6:]
+    com, _ = train_committee(AtomicMLP((1, 8), cutoff=4.0, n_radial=4, hidden=(16,)), train_frames, 3,
+                             epochs=60, lr=5e-3, batch_size=4)
+    odd = s.with_positions(s.positions + np.random.default_rng(0).normal(scale=0.1, size=s.positions.shape))
+    v0, m0 = committee_errors(com, held_out)["force_rmse"], committee_errors(com, monitor)["force_rmse"]
+
+    def one_label_retrain(retrain_kwargs=None, **kwargs):
+        c = copy.deepcopy(com)
+        al = ActiveLearner(c, XTBPotential(), train_frames=train_frames, levels=TrustLevels(0.0, 1e6),
+                           retrain_every=1, min_new_labels=1,
+                           retrain_kwargs=dict(batch_size=4, **(retrain_kwargs or {})), **kwargs)
+        states = [copy.deepcopy(m.model.state_dict()) for m in c.members]
+        assert al.compute(odd).info["retrained"]
+        (ev,) = [e for e in al.events if e["event"] == "retrain"]
+        return (c, ev, states, committee_errors(c, held_out)["force_rmse"],
+                committee_errors(c, monitor)["force_rmse"])
+
+    # the issue's retrain: one label, one replayed frame, no validation: the held-out error jumps
+    _, ev, _, v_bad, m_bad = one_label_retrain(validation_fraction=0.0, min_replay=0)
+    assert not ev["validated"] and ev["members"][0]["n_replay"] == 1
+    assert v_bad > 1.5 * v0
+    # validated on held-out frames (fine_tune defaults: lr 1e-3, 100 epochs; and a faster schedule)
+    for extra in ({}, dict(lr=5e-3, epochs=40)):
+        c, ev, states, v1, m1 = one_label_retrain(extra, validation_frames=held_out)
+        print(f"held-out force RMSE (eV/Å) {v0:.3f} -> unvalidated {v_bad:.3f}, validated {v1:.3f} "
+              f"({('accepted ' + str(ev['accepted_members'])) if ev['accepted'] else 'rejected: ' + ev['rejected']}); "
+              f"independent frames {m0:.3f} -> {m_bad:.3f} / {m1:.3f}")
+        assert ev["validated"] and ev["n_val"] == 6 and ev["tolerance"] == pytest.approx(0.02)
+        assert v1 <= 1.02 * v0 and ev["val_kept"]["force_rmse"] == pytest.approx(v1)
+        assert ev["val_before"]["force_rmse"] == pytest.approx(v0)
+        assert all(m["n_replay"] == 10 for m in ev["members"])            # min_replay, not round(1 · 1)
+        for m, member in zip(ev["members"], c.members):
+            same = all(torch.equal(v, member.model.state_dict()[k]) for k, v in states[m["member"]].items())
+            assert m["accepted"] == (m["val_after_force_rmse"] <= 1.02 * m["val_before_force_rmse"]) or \
+                not ev["accepted"]
+            assert same == (not m["accepted"])                            # restored bit for bit, or retrained
+        if not ev["accepted"]:
+            assert ev["val_after"]["force_rmse"] > 1.02 * v0 or ev["rejected"] == "members"
+    # with the defaults, one or two new labels do not start a retrain at all (min_new_labels = 3;
+    # the first label went into the held-out set)
+    al = ActiveLearner(copy.deepcopy(com), XTBPotential(), train_frames=train_frames,
+                       levels=TrustLevels(0.0, 1e6), retrain_interval=1)
+    assert not any(al.compute(odd.with_positions(odd.positions + 0.01 * k)).info["retrained"] for k in range(3))
+    assert len(al.pending) == 2 and al.summary()["retrains"] == 0 and len(al.validation_frames) == 2
+
+
+# -- clear errors -------------------------------------------------------------------------------
+class FlakyReference(XTBPotential):
+    """GFN2-xTB that fails like an unconverged SCF on geometries whose atom 0 has x > 0.5 Å."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "flaky-xtb"
+
+    def _compute(self, system):
+        from ase.calculators.calculator import CalculationFailed
+        if system.positions[0, 0] > 0.5:
+            raise CalculationFailed("SCF did not converge in 250 iterations")
+        return super()._compute(system)
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_a_reference_failure_while_labelling_is_a_clear_error_and_loses_nothing(tmp_path, to_file):
+    s = water_cluster(2, seed=4)
+    s = s.with_positions(s.positions - s.positions[0])                   # atom 0 at the origin
+    out = tmp_path / "labels.xyz" if to_file else None
+    al = ActiveLearner(random_committee(), FlakyReference if to_file else FlakyReference(),
+                       levels=TrustLevels(0.0, 1e6), label_output=out, validation_fraction=0.0, retrain_every=50)
+    al.compute(s)
+    al.compute(s.with_positions(s.positions + 0.01))
+    bad = s.with_positions(s.positions + [1.0, 0.0, 0.0])
+    where = "labelling into .*labels.xyz failed .attempts recorded in its ledger.: .*" if to_file else ""
+    with pytest.raises(Exception) as err:
+        al.compute(bad)
+    assert type(err.value).__name__ == "ActiveLearningError"
+    assert err.match(rf"step 2: the reference level 'flaky-xtb' failed on configuration 2 \(6 atoms, the whole "
+                     rf"system\): {where}CalculationFailed: SCF did not converge in 250 iterations\. Nothing done "
+                     r"so far is lost: the 2 earlier labels are kept")
+    assert len(al.labels) == len(al.pending) == 2 and al.n_qm_calls == 3
+    assert al.events[-1]["event"] == "label_failed" and al.events[-1]["label_id"] == 2
+    assert al.summary()["label_failures"] == 1
+    al.compute(s.with_positions(s.positions + 0.02))                   # the run can go on; id 2 is not reused
+    assert [f.info["label_id"] for f in al.labels] == [0, 1, 3]
+    if to_file:
+        assert [f.info["config_id"] for f in load_labels(out)] == [0, 1, 3]
+
+
+@pytest.mark.parametrize("mode", ["fine_tune", "train"])
+def test_a_retrain_that_fails_restores_the_committee_and_keeps_the_labels(monkeypatch, mode):
+    import hybrid.ml.training as training
+    s = water_cluster(2, seed=4)
+    com = random_committee(hidden=(4,))
+    models = [m.model for m in com.members]
+    states = [copy.deepcopy(m.model.state_dict()) for m in com.members]
+    al = ActiveLearner(com, XTBPotential(), levels=TrustLevels(0.0, 1e6), retrain=mode, retrain_every=50,
+                       validation_fraction=0.0, retrain_kwargs=dict(epochs=2, batch_size=2))
+    for k in range(3):
+        al.compute(s.with_positions(s.positions + 0.02 * k))
+    real = getattr(training, mode)
+    calls = []
+
+    def member_1_breaks(model, *args, **kwargs):       # member 0 trains (and changes), member 1 hits an error
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, mode, member_1_breaks)
+    with pytest.raises(Exception, match=rf"retrain 1 \({mode}, 3 new labels\) failed at member 1: RuntimeError: "
+                                        r"CUDA out of memory\. Every member is back to its weights before the "
+                                        r"retrain and the 3 pending labels are kept") as err:
+        al.retrain()
+    assert type(err.value).__name__ == "ActiveLearningError" and len(calls) == 2
+    for member, model, state in zip(com.members, models, states):
+        assert member.model is model
+        assert all(torch.equal(v, member.model.state_dict()[k]) for k, v in state.items())
+    assert len(al.pending) == 3 and not [e for e in al.events if e["event"] == "retrain"]
+    monkeypatch.setattr(training, mode, real)
+    assert al.retrain()["accepted"] and not al.pending
