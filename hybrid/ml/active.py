@@ -99,6 +99,26 @@ before any label is computed, for users who treat a failed step as a broken
 trajectory (DP-GEN discards such frames). ``Result.info["trusted"]`` is
 False on every failed step; the step is logged as an ``untrusted`` event.
 
+**Out of the trained domain** (``contact_tolerance`` τ, optional). A
+committee can agree on a geometry none of its members has seen: on a water
+whose O-H had collapsed to 0.5 Å the members' spread read 0.76 eV/Å while the
+force error was 146 eV/Å. With τ set, every checked step also compares each
+contact with the shortest contact of the same two elements in the trained
+frames (:class:`~hybrid.ml.uncertainty.ContactDomain`, within member 0's
+cutoff; fitted on ``train_frames`` without the held-out ones, refitted on
+the trained frames after each accepted retrain). A step with two atoms
+closer than (1 - τ) d_min, or with a pair of elements never that close in
+training, is *failed* whatever σ_F says: labelled, answered from the
+reference (also with promotion, whose weights follow σ_F, not the domain;
+flagged ``conservative = False``), or with ``on_untrusted="raise"`` stopped
+with an :class:`UntrustedStepError` naming the atoms. ``info["contact_ratio"]``
+holds max_i d_min/d_ij and ``info["out_of_domain_atoms"]`` the atoms
+beyond the tolerance. Distance-based on purpose: the descriptor-space
+distance (:class:`~hybrid.ml.uncertainty.DescriptorDistance`) of the 0.5 Å
+O-H read lower than that of held-out thermal frames
+(``benchmarks/bench_calibration.py``), since the radial features saturate at
+short range.
+
 **Promotion** (``promote=True``, optional): every step is evaluated as a
 blend (:mod:`couplers.blend`, product partitions, at most
 ``promote_max_buffer`` buffer units; more stop the step with an error)
@@ -434,6 +454,7 @@ class ActiveLearner(Potential):
                  retrain_every: int = 5, retrain_interval: int | None = None, retrain_kwargs=None,
                  replay: float = 1.0, min_replay: int = 10, min_new_labels: int = 3, validation_frames=None,
                  validation_fraction: float = 0.1, retrain_tolerance: float = 0.02,
+                 contact_tolerance: float | None = None,
                  label_output=None, label_scheduler="synchronous",
                  level_of_theory: str | None = None, log_path=None, monitor_frames=None, seed: int = 0,
                  name: str | None = None):
@@ -490,6 +511,13 @@ class ActiveLearner(Potential):
         if isinstance(retrain_tolerance, bool) or not (np.isfinite(retrain_tolerance) and retrain_tolerance >= 0):
             raise InputError(f"ActiveLearner: retrain_tolerance must be a relative tolerance >= 0, "
                              f"got {retrain_tolerance!r}")
+        if contact_tolerance is not None and (isinstance(contact_tolerance, bool) or not (
+                np.isfinite(contact_tolerance) and 0 <= contact_tolerance < 1)):
+            raise InputError(f"ActiveLearner: contact_tolerance must be a fraction in [0, 1) of the shortest "
+                             f"training contact, or None, got {contact_tolerance!r}")
+        if contact_tolerance is not None and not train_frames:
+            raise InputError("ActiveLearner: contact_tolerance needs train_frames: the trained domain is the "
+                             "shortest contacts of the frames the committee was trained on")
         if cluster_charge is not None and not callable(cluster_charge):
             raise InputError("ActiveLearner: cluster_charge must be a callable(atoms) -> charge")
         self.committee = committee
@@ -527,6 +555,8 @@ class ActiveLearner(Potential):
         else:
             self.validation_frames = _draw(self.train_frames, self.validation_fraction, self.seed)
         self._fixed_validation = validation_frames is not None
+        self.contact_tolerance = None if contact_tolerance is None else float(contact_tolerance)
+        self.domain = None             # ContactDomain of the trained frames (with contact_tolerance)
         self._held_out = {id(f) for f in self.validation_frames}   # never trained on
         self._n_admitted = 0           # labels seen (made or loaded): every round(1/f)-th is held out
         self._val_floor = None         # (len(V), lowest committee force RMSE on that V)
@@ -571,6 +601,7 @@ class ActiveLearner(Potential):
             self._load_existing_labels()
         for frame in list(self.labels):        # loaded labels are held out by the same rule as new ones
             self._hold_out_if_due(frame)
+        self._fit_domain(self._trainable(self.train_frames))
         start = {"event": "start", "committee": committee.name, "members": len(committee.members),
                  "reference": self.level_of_theory, "levels": [self.levels.lower, self.levels.upper],
                  "check_every": self.check_every, "cluster_radius": self.cluster_radius,
@@ -579,6 +610,7 @@ class ActiveLearner(Potential):
                  "replay": self.replay, "min_replay": self.min_replay, "min_new_labels": self.min_new_labels,
                  "n_val": len(self.validation_frames), "validation_fraction": self.validation_fraction,
                  "retrain_tolerance": self.retrain_tolerance, "n_train_frames": len(self.train_frames),
+                 "contact_tolerance": self.contact_tolerance,
                  "n_loaded_labels": len(self.labels), "label_output": self.label_output}
         if self.monitor_frames:
             start["monitor"] = committee_errors(committee, self.monitor_frames)
@@ -640,42 +672,58 @@ class ActiveLearner(Potential):
         res.info.update(info)
         status = UNCHECKED
         uncertain = np.zeros(0, int)
+        outside = np.zeros(0, int)          # atoms out of the trained domain (contact_tolerance)
         if step % self.check_every == 0:
             status = self.levels.classify(eps)
-            self.deviations.append((step, eps, status))
             if status != ACCURATE:
                 uncertain = np.flatnonzero(~(sigma < self.levels.lower))   # NaN counts as uncertain
+            if self.domain is not None:
+                c = self.domain.ratios(system)
+                res.info["contact_ratio"] = float(np.max(c)) if c.size else 0.0
+                outside = np.flatnonzero(~(c <= 1.0 / (1.0 - self.contact_tolerance)))
+                if outside.size:
+                    status = FAILED
+                    uncertain = np.union1d(uncertain, outside)
+            self.deviations.append((step, eps, status))
         res.info["status"] = status
         res.info["uncertain_atoms"] = uncertain.tolist()
+        res.info["out_of_domain_atoms"] = outside.tolist()
         if status == FAILED:
             res.info["trusted"] = False
             if self.on_untrusted == "raise":
                 self._log({"event": "untrusted", "step": step, "deviation": eps, "action": "raise",
-                           "uncertain_atoms": uncertain})
+                           "uncertain_atoms": uncertain, "out_of_domain_atoms": outside})
                 worst = int(np.argmax(sigma))
-                raise UntrustedStepError(
-                    f"{self.name}: step {step}: model deviation max σ_F = {eps:.4g} eV/Å on atom {worst} "
-                    f"({symbol(system.numbers[worst])}) reaches the upper trust level {self.levels.upper} "
-                    f"eV/Å (uncertain atoms: {uncertain.tolist()[:20]}{' ...' if len(uncertain) > 20 else ''})",
-                    step, eps, uncertain)
+                listed = f"{uncertain.tolist()[:20]}{' ...' if len(uncertain) > 20 else ''}"
+                if outside.size:
+                    why = (f"atoms {outside.tolist()[:20]} ({', '.join(symbol(z) for z in system.numbers[outside[:4]])}"
+                           f"{' ...' if len(outside) > 4 else ''}) are outside the trained domain: a contact "
+                           f"{res.info['contact_ratio']:.3g}x shorter than the shortest training contact of those "
+                           f"elements (contact_tolerance {self.contact_tolerance}; max σ_F = {eps:.4g} eV/Å)")
+                else:
+                    why = (f"model deviation max σ_F = {eps:.4g} eV/Å on atom {worst} "
+                           f"({symbol(system.numbers[worst])}) reaches the upper trust level "
+                           f"{self.levels.upper} eV/Å (uncertain atoms: {listed})")
+                raise UntrustedStepError(f"{self.name}: step {step}: {why}", step, eps, uncertain)
         region, frame = None, None
         if status in (CANDIDATE, FAILED):
             region, target = self._target(system, uncertain)
             self._log({"event": "trigger", "step": step, "deviation": eps, "status": status,
-                       "uncertain_atoms": uncertain,
+                       "uncertain_atoms": uncertain, "out_of_domain_atoms": outside,
                        "labelled_atoms": np.arange(len(system)) if region is None else region.atoms,
                        "n_links": 0 if region is None else len(region.cuts)})
             frame = self._label(target, step, region)
             res.info["label_id"] = frame.info["label_id"]
             res.info["n_qm_calls"] += 1
-        if self.promote:
+        if self.promote and not outside.size:
             res = self._promoted(system, res, sigma)
-        elif status == FAILED:
-            res = self._reference_step(system, res, region, frame)
+        elif status == FAILED:       # promotion weights follow σ_F, not the domain: out-of-domain steps
+            res = self._reference_step(system, res, region, frame)     # are answered from the reference
         if status == FAILED:
             self._log({"event": "untrusted", "step": step, "deviation": eps,
-                       "action": "promote" if self.promote else "reference",
-                       "label_id": frame.info["label_id"], "uncertain_atoms": uncertain})
+                       "action": "promote" if self.promote and not outside.size else "reference",
+                       "label_id": frame.info["label_id"], "uncertain_atoms": uncertain,
+                       "out_of_domain_atoms": outside})
         self._flag_conservative(res)
         if self._retrain_due(step):
             self.retrain()
@@ -694,7 +742,7 @@ class ActiveLearner(Potential):
 
     def _flag_conservative(self, res: Result) -> None:
         """Set ``info["conservative"]`` (module docstring) and count the steps that are not."""
-        if self.promote:
+        if self.promote and "promoted" in res.info:
             exact = self.promote == "conservative" or not res.info["promoted"]["buffer_atoms"]
             how = ("promoted", self.promote)
         else:
@@ -858,6 +906,13 @@ class ActiveLearner(Potential):
                       contributions={self.committee.name: res.energy, "promoted": corr.energy}, info=info)
 
     # -- retraining -------------------------------------------------------------------
+    def _fit_domain(self, frames) -> None:
+        """Fit the trained domain (with ``contact_tolerance``): the shortest contacts of ``frames``."""
+        if self.contact_tolerance is None:
+            return
+        from .uncertainty import ContactDomain
+        self.domain = ContactDomain(self.committee.members[0].model.cutoff).fit(frames)
+
     def _trainable(self, frames) -> list:
         """``frames`` without the held-out ones (V is never trained on)."""
         return [f for f in frames if id(f) not in self._held_out]
@@ -988,6 +1043,8 @@ class ActiveLearner(Potential):
                 e["accepted"] = True
             kept = [e["member"] for e in members]
         accepted = bool(kept)
+        if accepted:                  # the trained domain grows with the labels now trained on
+            self._fit_domain(old + self._trainable(new))
         self.n_retrains = attempt
         self.last_retrain_step = self.step
         if accepted:

@@ -268,6 +268,8 @@ def test_every_tenth_label_from_the_first_is_held_out_and_the_retrain_is_validat
     (dict(retrain_kwargs={"min_replay": 3}), "may not set 'min_replay'"),
     (dict(retrain_kwargs={"batch_size": 0}), "retrain_kwargs: batch_size must be an integer >= 1, got 0"),
     (dict(retrain_kwargs={"epoch": 3}), r"retrain_kwargs \['epoch'\] are not settings of fine_tune/train"),
+    (dict(contact_tolerance=1.0), r"contact_tolerance must be a fraction in \[0, 1\)"),
+    (dict(contact_tolerance=0.1), "contact_tolerance needs train_frames"),
 ])
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(InputError, match=message):
@@ -281,12 +283,12 @@ def test_members_must_be_trainable():
 
 
 # -- the done-when run ----------------------------------------------------------------------
-def xtb_frames(system, seed, steps, every):
-    """Frames of a GFN2-xTB Langevin run at 300 K (0.5 fs), every ``every`` steps."""
+def xtb_frames(system, seed, steps, every, temperature=300.0):
+    """Frames of a GFN2-xTB Langevin run at ``temperature`` K (0.5 fs), every ``every`` steps."""
     atoms = system.to_ase()
     atoms.calc = HybridCalculator(XTBPotential())
-    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(seed))
-    md = Langevin(atoms, 0.5 * ase_units.fs, temperature_K=300, friction=0.02, fixcm=False,
+    thermalize_momenta(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    md = Langevin(atoms, 0.5 * ase_units.fs, temperature_K=temperature, friction=0.02, fixcm=False,
                   rng=np.random.default_rng(seed))
     out = []
     for k in range(steps):
@@ -363,6 +365,43 @@ def test_active_learning_from_a_poor_model_lowers_the_held_out_error(tmp_path):
     assert [f.info["config_id"] for f in again.validation_frames] == held     # the same labels held out
     again.compute(s)
     assert again.labels[-1].info["config_id"] == summary["labels"]
+
+
+# -- out of the trained domain --------------------------------------------------------------------
+def test_a_collapsed_bond_is_outside_the_trained_domain_and_answered_by_the_reference():
+    """Issue 16: on an O-H collapsed to 0.5 Å the committee's spread stays small (here 2 eV/Å, far below the
+    trust level set) while its force error is ~190 eV/Å; the contact guard fails the step."""
+    s = water_cluster(3, seed=0)
+    train = xtb_frames(s, seed=3, steps=60, every=5)
+    held = xtb_frames(s, seed=4, steps=30, every=5) + xtb_frames(s, seed=5, steps=30, every=5, temperature=600.0)
+    com, _ = train_committee(AtomicMLP((1, 8), cutoff=4.0, n_radial=4, hidden=(16,)), train, 3, epochs=40,
+                             lr=5e-3, batch_size=4)
+    p = held[0].system.positions.copy()
+    p[1] = p[0] + 0.5 * (p[1] - p[0]) / np.linalg.norm(p[1] - p[0])
+    broken = s.with_positions(p)
+    levels = TrustLevels(50.0, 100.0)                   # far above anything this committee reads
+    al = ActiveLearner(com, XTBPotential(), train_frames=train, levels=levels, contact_tolerance=0.1,
+                       retrain_every=1000)
+    for fr in held:                                     # 300 K and 600 K frames stay inside
+        info = al.compute(fr.system).info
+        assert info["status"] == "accurate" and info["out_of_domain_atoms"] == [] and info["contact_ratio"] < 1.1
+    res = al.compute(broken)
+    ref = XTBPotential().compute(broken)
+    assert res.info["status"] == "failed" and not res.info["trusted"] and res.info["source"] == "reference"
+    assert res.info["max_force_deviation"] < levels.lower and res.info["contact_ratio"] > 1.5
+    assert {0, 1} <= set(res.info["out_of_domain_atoms"])
+    assert np.abs(res.forces - ref.forces).max() < 1e-8 and not res.info["conservative"]
+    assert np.abs(com.compute(broken).forces - ref.forces).max() > 50          # what the committee would say
+    (ev,) = [e for e in al.events if e["event"] == "untrusted"]
+    assert ev["action"] == "reference" and 1 in ev["out_of_domain_atoms"]
+    # without the guard the step passes as accurate; with on_untrusted="raise" it stops, naming the atoms
+    plain = ActiveLearner(com, XTBPotential(), train_frames=train, levels=levels, retrain_every=1000)
+    assert plain.compute(broken).info["status"] == "accurate"
+    strict = ActiveLearner(com, XTBPotential(), train_frames=train, levels=levels, contact_tolerance=0.1,
+                           on_untrusted="raise", retrain_every=1000)
+    with pytest.raises(UntrustedStepError, match=r"atoms \[0, 1.*\(O, H.*outside the trained domain: a contact "
+                                                 r"1\.\d+x shorter"):
+        strict.compute(broken)
 
 
 # -- retrains that never regress ------------------------------------------------------------
