@@ -849,6 +849,41 @@ class ActiveLearner(Potential):
                    "wall_time": time.perf_counter() - t0, "output": self.label_output or "memory"})
         return frame
 
+    def select_and_label(self, systems, k: int, diversity: float = 0.5, retrain: bool = True) -> dict:
+        """One DP-GEN-style iteration on candidate ``systems`` (AtomicSystems or Frames, e.g. the frames of an
+        exploration run): choose up to ``k`` by committee uncertainty with diversity
+        (:func:`hybrid.ml.selection.diverse_batch`, kept away from the frames already trained on; only
+        candidates with lower <= max_i σ_F,i < upper trust level), label each whole system with the
+        reference (held out by the same rule as on-the-fly labels), then, with ``retrain``, retrain and
+        validate exactly as a scheduled retrain does (:meth:`retrain`).
+
+        Returns {"chosen": indices into ``systems``, "scores": their max σ_F (eV/Å), "labels": [Frame],
+        "retrain": the retrain event or None}. Each label is logged as a ``trigger`` (``source`` "pool")
+        and a ``label`` event."""
+        from .selection import diverse_batch, fingerprints
+        systems = [getattr(s, "system", s) for s in systems]
+        if not systems:
+            raise InputError(f"{self.name}: select_and_label: no candidate systems")
+        for n, s in enumerate(systems):
+            if not isinstance(s, AtomicSystem):
+                raise InputError(f"{self.name}: select_and_label: candidate {n} is a {type(s).__name__}, not an "
+                                 "AtomicSystem or Frame")
+            self.committee.check(s)
+        model = self.committee.members[0].model
+        scores = np.array([float(np.max(self.committee._compute(s).force_std)) for s in systems])
+        usable = np.where(scores < self.levels.upper, scores, np.nan)    # failed: suspect geometry (DP-GEN)
+        trained = self._trainable(self.train_frames + self.labels)
+        known = fingerprints(model, trained) if trained else None
+        chosen = diverse_batch(usable, fingerprints(model, systems), k, known, diversity, self.levels.lower)
+        labels = []
+        for c in chosen:
+            self._log({"event": "trigger", "step": self.step, "deviation": scores[c], "status": CANDIDATE,
+                       "source": "pool", "pool_index": c, "uncertain_atoms": [],
+                       "labelled_atoms": np.arange(len(systems[c])), "n_links": 0})
+            labels.append(self._label(systems[c], self.step, None))
+        event = self.retrain() if retrain and self.pending else None
+        return {"chosen": chosen, "scores": [float(scores[c]) for c in chosen], "labels": labels, "retrain": event}
+
     # -- untrusted steps ------------------------------------------------------------
     def _reference_step(self, system, res: Result, region, frame) -> Result:
         """The failed step's result from its reference label (module docstring)."""

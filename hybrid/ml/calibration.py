@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import InputError
-from .uncertainty import TrustLevels
+from .uncertainty import TrustLevels, committee_sigma_errors
 
 #: eV/Å, the floor of σ_F before the power law (members agreeing to 1e-6 eV/Å are "exact" to this model)
 SIGMA_FLOOR = 1e-6
@@ -173,31 +173,6 @@ def calibration_ratio(sigma_cal, errors) -> float:
     if not err2.sum() > 0:
         raise InputError("calibration_ratio: the errors are all zero")
     return float(np.sqrt(np.mean(sigma**2) / np.mean(err2)))
-
-
-def committee_sigma_errors(committee, frames, atoms=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(σ_F (N,), errors F̄ - F_ref (N, 3), frame index (N,)) of ``committee`` on labelled ``frames``.
-
-    atoms : per-frame selection (indices or mask) applied to every frame, default all atoms
-    """
-    frames = list(frames)
-    if not frames:
-        raise InputError("committee_sigma_errors: no frames")
-    sig, err, owner = [], [], []
-    for k, fr in enumerate(frames):
-        r = committee.compute(fr.system)
-        if r.force_std is None:
-            raise InputError(f"committee_sigma_errors: {getattr(committee, 'name', committee)!r} returned no "
-                             "force_std; a committee is needed")
-        ref = np.asarray(fr.forces, float)
-        if ref.shape != r.forces.shape:
-            raise InputError(f"committee_sigma_errors: frame {k}: forces have shape {ref.shape}, expected "
-                             f"{r.forces.shape}")
-        sel = np.arange(len(fr.system)) if atoms is None else np.arange(len(fr.system))[np.asarray(atoms)]
-        sig.append(np.asarray(r.force_std, float)[sel])
-        err.append((r.forces - ref)[sel])
-        owner.append(np.full(len(sel), k))
-    return np.concatenate(sig), np.concatenate(err), np.concatenate(owner)
 
 
 def fit_calibration(committee, frames, power: bool = True, atoms=None) -> Calibration:

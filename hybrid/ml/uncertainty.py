@@ -439,29 +439,40 @@ def calibration(sigma, errors, frame=None, n_bins: int = 10, path=None, title: s
     return report
 
 
+def committee_sigma_errors(committee, frames, atoms=None, who: str = "committee_sigma_errors"
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(σ_F (N,), errors F̄ - F_ref (N, 3), frame index (N,)) of ``committee`` on labelled ``frames``.
+
+    atoms : per-frame selection (indices or mask) applied to every frame, default all atoms
+    """
+    frames = list(frames)
+    if not frames:
+        raise InputError(f"{who}: no frames")
+    sig, err, owner = [], [], []
+    for k, fr in enumerate(frames):
+        r = committee.compute(fr.system)
+        if r.force_std is None:
+            raise InputError(f"{who}: {getattr(committee, 'name', committee)!r} returned no "
+                             "force_std; a committee is needed")
+        ref = np.asarray(fr.forces, float)
+        if ref.shape != r.forces.shape:
+            raise InputError(f"{who} frame {k}: forces have shape {ref.shape}, expected "
+                             f"{r.forces.shape}")
+        sel = np.arange(len(fr.system)) if atoms is None else np.arange(len(fr.system))[np.asarray(atoms)]
+        sig.append(np.asarray(r.force_std, float)[sel])
+        err.append((r.forces - ref)[sel])
+        owner.append(np.full(len(sel), k))
+    return np.concatenate(sig), np.concatenate(err), np.concatenate(owner)
+
+
 def calibration_report(committee, frames, n_bins: int = 10, path=None, atoms=None,
                        title: str | None = None) -> CalibrationReport:
     """Run ``committee`` on held-out ``frames`` and report how well σ_F predicts the force error.
 
     atoms : per-frame atom selection (indices or mask) applied to every frame, default all
     """
-    sig, err, owner = [], [], []
-    frames = list(frames)
-    if not frames:
-        raise InputError("calibration_report: no frames")
-    for k, fr in enumerate(frames):
-        r = committee.compute(fr.system)
-        if r.force_std is None:
-            raise InputError(f"calibration_report: {getattr(committee, 'name', committee)!r} returned no "
-                             "force_std; a committee is needed")
-        if np.shape(fr.forces) != r.forces.shape:
-            raise InputError(f"calibration_report frame {k}: forces have shape {np.shape(fr.forces)}, "
-                             f"expected {r.forces.shape}")
-        sel = np.arange(len(fr.system)) if atoms is None else np.arange(len(fr.system))[np.asarray(atoms)]
-        sig.append(r.force_std[sel])
-        err.append((r.forces - np.asarray(fr.forces, float))[sel])
-        owner.append(np.full(len(sel), k))
-    return calibration(np.concatenate(sig), np.concatenate(err), np.concatenate(owner), n_bins, path, title)
+    sigma, errors, owner = committee_sigma_errors(committee, frames, atoms, who="calibration_report")
+    return calibration(sigma, errors, owner, n_bins, path, title)
 
 
 def _calibration_png(rep: CalibrationReport, p, observed, path: str, title) -> str:
