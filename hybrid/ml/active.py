@@ -849,7 +849,8 @@ class ActiveLearner(Potential):
                    "wall_time": time.perf_counter() - t0, "output": self.label_output or "memory"})
         return frame
 
-    def select_and_label(self, systems, k: int, diversity: float = 0.5, retrain: bool = True) -> dict:
+    def select_and_label(self, systems, k: int, diversity: float = 0.5, retrain: bool = True,
+                         score: str = "max") -> dict:
         """One DP-GEN-style iteration on candidate ``systems`` (AtomicSystems or Frames, e.g. the frames of an
         exploration run): choose up to ``k`` by committee uncertainty with diversity
         (:func:`hybrid.ml.selection.diverse_batch`, kept away from the frames already trained on; only
@@ -859,7 +860,7 @@ class ActiveLearner(Potential):
 
         Returns {"chosen": indices into ``systems``, "scores": their max σ_F (eV/Å), "labels": [Frame],
         "retrain": the retrain event or None}. Each label is logged as a ``trigger`` (``source`` "pool")
-        and a ``label`` event."""
+        and a ``label`` event. ``score``: a frame's "max" (DP-GEN's model deviation) or "mean" per-atom σ_F."""
         from .selection import diverse_batch, fingerprints
         systems = [getattr(s, "system", s) for s in systems]
         if not systems:
@@ -870,7 +871,10 @@ class ActiveLearner(Potential):
                                  "AtomicSystem or Frame")
             self.committee.check(s)
         model = self.committee.members[0].model
-        scores = np.array([float(np.max(self.committee._compute(s).force_std)) for s in systems])
+        if score not in ("max", "mean"):
+            raise InputError(f"{self.name}: select_and_label: score={score!r} is not 'max' or 'mean'")
+        reduce = np.max if score == "max" else np.mean
+        scores = np.array([float(reduce(self.committee._compute(s).force_std)) for s in systems])
         usable = np.where(scores < self.levels.upper, scores, np.nan)    # failed: suspect geometry (DP-GEN)
         trained = self._trainable(self.train_frames + self.labels)
         known = fingerprints(model, trained) if trained else None

@@ -66,3 +66,7 @@ def test_select_and_label_labels_the_chosen_frames_and_retrains():
     assert len(again["chosen"]) == 3 and not set(again["chosen"]) & set(out["chosen"])
     with pytest.raises(InputError, match="no candidate systems"):
         al.select_and_label([], 2)
+    with pytest.raises(InputError, match="score='median' is not 'max' or 'mean'"):
+        al.select_and_label(pool, 2, score="median")
+    mean = al.select_and_label(pool, 1, score="mean", retrain=False)
+    assert mean["scores"][0] == pytest.approx(float(np.mean(com.compute(pool[mean["chosen"][0]]).force_std)))
