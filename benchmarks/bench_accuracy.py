@@ -7,7 +7,9 @@ the labelling pipeline and stored in ``benchmarks/references/`` (made by the ``m
 scripts there; this script never recomputes them):
 
 * ``main``: the main job's 30-water cluster (``hybrid run examples/main/config.toml``), frames at
-  steps 150, 300, 450, 600 (``main_job_dml_frames.extxyz``, labels ``main_job_dml_hf631gs.extxyz``);
+  steps 150, 300, 450, 600 (``main_job_pairs_frames.extxyz``, labels ``main_job_pairs_hf631gs.extxyz``);
+* ``main-centre``: the same cluster, frames at the same steps of the previous main job (HF on the central
+  water with a 2.0-2.9 Å buffer in Δ-ML; ``main_job_dml_frames.extxyz``, ``main_job_dml_hf631gs.extxyz``);
 * ``main-3l``: the same cluster, frames at the same steps of the main job as it was before it put Δ-ML on
   every atom (the three-layer job, MLIP outside; ``main_job_frames.extxyz``, ``main_job_hf631gs.extxyz``);
 * ``ion``: H3O+ in 17 waters (55 atoms, charge +1), frames of GFN2-xTB Langevin dynamics at
@@ -17,18 +19,24 @@ Models, each evaluated on every labelled frame (the centre is molecule 0 in both
 
 * hybrid: the main job's model exactly as ``hybrid run examples/main/config.toml`` builds it
   (:func:`hybrid.config.load_config` + :func:`hybrid.md.levels.build_model`; structure from
-  :func:`hybrid.md.structure.load_structure`): Δ-ML (GFN2-xTB + correction) on every atom, HF/6-31G*
-  on the central molecule with a 2.6-2.9 Å buffer (centre-of-mass distance, quintic switch) that
-  first-shell waters cross, expansion partitions of order 1. For the ion the same levels and region
-  around the ion, on a structure whose formal charges (+1 on the hydronium's O, :mod:`couplers.charges`)
-  give every region holding the ion the charge +1;
-* the same with expansion order 2 and with product partitions (what order 1 truncates); and with the
-  QM region of the central molecule alone (2.0+0.5 Å: no other water enters it);
+  :func:`hybrid.md.structure.load_structure`): Δ-ML (GFN2-xTB + correction) on every atom, density-fitted
+  HF/6-31G* on the central molecule and its first shell: every molecule within 3.2 Å (centre-of-mass
+  distance) a member of weight 1, a 3.2-3.6 Å buffer (quintic switch), expansion of order 1 about the
+  central molecule (one HF call on it and one on it with each member: HF on every pair of the centre with
+  a first-shell molecule). For the ion the same levels and region around the ion, on a structure whose
+  formal charges (+1 on the hydronium's O, :mod:`couplers.charges`) give every region holding the ion
+  the charge +1;
+* the same with conventional HF (no density fitting: PySCF's default auxiliary basis moves forces on a water
+  dimer by up to 1.2e-3 eV/Å and costs 2.7x less), with expansion order 2 (trimers too) and with product
+  partitions (what order 1 truncates);
+* the previous main job (HF on the central molecule with a 2.0-2.9 Å buffer, conventional HF, order 1), and
+  the QM region of the central molecule alone (2.0+0.5 Å: no other water enters it);
 * electrostatic embedding (water only): the main job, and its variant with the central water alone as the
   QM region, with ``embed_charges`` TIP3P (:mod:`couplers.embedding`): HF/6-31G* region calls in the
   TIP3P charges of every atom outside the region, the same charges' Coulomb term on the Δ-ML side;
 * region radius: the main job's levels with the QM region every molecule within R (``r_inner`` R,
-  ``width`` 0, one QM call), edited in the loaded configuration before ``build_model``;
+  ``width`` 0, product scheme: one density-fitted HF call on the whole region), edited in the loaded
+  configuration before ``build_model``;
 * three layers: ``examples/main/three_layers.toml`` (the HF/6-31G* MLIP on every atom, Δ-ML within
   3.0+0.5 Å, HF/6-31G* within 2.0+0.5 Å), and the same with the Δ-ML region's ``r_inner`` set to R
   (width 0): the MLIP (cutoff 4.5 Å) acts on the QM atoms through E_MLIP(all) − E_MLIP(Δ-ML region)
@@ -49,8 +57,8 @@ TIP3P); QM in vacuum or in point charges describes only the QM atoms (no energy 
 system, no forces elsewhere: "—").
 
 Errors against the reference, per region of each frame: the atoms of the central molecule (the QM
-atoms), the QM buffer (other molecules with a QM weight > 0 in the main job's region: centre-of-mass
-distance < 2.9 Å), the shell (the other molecules within 3.5 Å), the rest; force
+atoms), the QM pairs (other molecules with a QM weight > 0 in the main job's region: centre-of-mass
+distance < 3.6 Å, the first shell), the shell (the other molecules within 5.0 Å), the rest; force
 RMSE = RMS over the Cartesian components of all atoms of the region, pooled over frames (eV/Å).
 Energies: relative, since the absolute zeros of xTB and the TIP3P peers differ from HF's: RMS over
 frames of (E − E_ref) − mean(E − E_ref) (eV); the mean offset mean(E − E_ref) is shown for models on
@@ -64,7 +72,8 @@ PySCF, torch and BLAS run on ``--threads`` threads (default 1).
 
 Outputs: a markdown table on stdout and in ``benchmarks/results/accuracy_<system>.md``, and a plot
 (QM-atom force RMSE against s per call) in ``benchmarks/results/accuracy_<system>.png``
-(``main`` writes ``accuracy_main_job.*``, ``main-3l`` ``accuracy_main_job_three_layer_frames.*``).
+(``main`` writes ``accuracy_main_job.*``, ``main-centre`` ``accuracy_main_job_centre_frames.*``, ``main-3l``
+``accuracy_main_job_three_layer_frames.*``).
 
     python benchmarks/bench_accuracy.py                       # every system whose labels exist
     python benchmarks/bench_accuracy.py --system main --references /elsewhere/benchmarks/references
@@ -93,13 +102,17 @@ CONFIG = ROOT / "examples" / "main" / "config.toml"
 THREE_LAYERS = ROOT / "examples" / "main" / "three_layers.toml"
 HF = dict(method="HF", basis="6-31g*", conv_tol=1e-9)
 TIP3P_CHARGES = {8: -0.834, 1: 0.417}
-REGIONS = ("QM atoms", "QM buffer", "shell", "rest", "all")
-SHELL = 3.5              # Å, centre-of-mass distance of the "shell" region of the tables
+REGIONS = ("QM atoms", "QM pairs", "shell", "rest", "all")
+SHELL = 5.0              # Å, centre-of-mass distance of the "shell" region of the tables
 
 SYSTEMS = {
-    "main": dict(frames="main_job_dml_frames.extxyz", labels="main_job_dml_hf631gs.extxyz", id_key="main_job_step",
-                 out="accuracy_main_job", title="main job: 30 waters (90 atoms), central water as QM region",
-                 frame_unit="step"),
+    "main": dict(frames="main_job_pairs_frames.extxyz", labels="main_job_pairs_hf631gs.extxyz",
+                 id_key="main_job_step", out="accuracy_main_job",
+                 title="main job: 30 waters (90 atoms), central water and its first-shell pairs in HF", frame_unit="step"),
+    "main-centre": dict(frames="main_job_dml_frames.extxyz", labels="main_job_dml_hf631gs.extxyz",
+                        id_key="main_job_step", out="accuracy_main_job_centre_frames",
+                        title="30 waters (90 atoms), frames of the previous main job (HF on the central water)",
+                        frame_unit="step"),
     "main-3l": dict(frames="main_job_frames.extxyz", labels="main_job_hf631gs.extxyz", id_key="main_job_step",
                  out="accuracy_main_job_three_layer_frames",
                  title="30 waters (90 atoms), frames of the three-layer job, central water as QM region",
@@ -108,6 +121,7 @@ SYSTEMS = {
                 out="accuracy_ion", title="H3O+ in 17 waters (55 atoms, charge +1), the ion as QM region",
                 frame_unit="fs"),
 }
+PREVIOUS = {"r_inner": 2.0, "width": 0.9, "max_buffer": 6, "scheme": "expansion", "order": 1}   # the last main job
 RADII = (2.9, 3.15)      # Å, r_inner of the QM-region-radius variants (sharp: every molecule within R)
 DML_RADII = (4.5, 6.0)   # Å, the Δ-ML region's r_inner of the three-layer variants (three_layers.toml: 3.0)
 
@@ -174,7 +188,8 @@ def structure_for(name: str, cfg):
 
 def region_masks(cfg, structure, system) -> dict:
     """{region name: (N,) bool} of one frame (see module doc): the central molecule, the other molecules with a
-    weight > 0 in the main job's QM region, the other molecules within SHELL Å (centre of mass), the rest."""
+    weight > 0 in the main job's QM region (the QM pairs), the other molecules within SHELL Å (centre of mass),
+    the rest."""
     from hybrid.md.levels import partitioner
     qm = next(lv for lv in cfg["levels"] if lv["name"] == "qm")["region"]
     w_qm = partitioner(qm, 2, structure).weights(system)
@@ -189,7 +204,7 @@ def region_masks(cfg, structure, system) -> dict:
         shell[u] |= w > 0
     buffer &= ~centre
     shell &= ~(centre | buffer)
-    return {"QM atoms": centre, "QM buffer": buffer, "shell": shell, "rest": ~(centre | buffer | shell),
+    return {"QM atoms": centre, "QM pairs": buffer, "shell": shell, "rest": ~(centre | buffer | shell),
             "all": np.ones(n, bool)}
 
 
@@ -206,14 +221,17 @@ class Candidate:
     note: str = ""
 
 
-def edited_model(cfg, structure, **regions):
-    """build_model on a copy of ``cfg`` whose level regions are updated: ``edited_model(cfg, st, qm={"order": 2})``.
+def edited_model(cfg, structure, options=None, **regions):
+    """build_model on a copy of ``cfg`` whose level regions are updated: ``edited_model(cfg, st, qm={"order": 2})``;
+    ``options={"qm": {"density_fit": True}}`` updates a level's ``options`` likewise.
     Every level runs in this process (``process`` off): costs are compared on one thread, side by side."""
     from hybrid.md.levels import build_model
     cfg = copy.deepcopy(cfg)
     for lv in cfg["levels"]:
         lv["process"] = False
     levels = {lv["name"]: lv for lv in cfg["levels"]}
+    for name, keys in (options or {}).items():
+        levels[name]["options"] = {**levels[name].get("options", {}), **keys}
     for name, keys in regions.items():
         levels[name]["region"].update(keys)
     return build_model(cfg, structure)
@@ -342,20 +360,26 @@ def build_models(name: str, cfg, three, structure, radii=RADII, dml_radii=DML_RA
     qm = next(lv for lv in cfg["levels"] if lv["name"] == "qm")["region"]
     buf = f"HF {qm['r_inner']}+{qm['width']} Å"
     main = edited_model(cfg, structure)
-    models = [_hybrid_candidate(f"hybrid (main job: Δ-ML on all atoms, {buf}, expansion order {qm['order']})",
-                                "hybrid", main)]
+    conventional = {"qm": {"density_fit": False}}
+    models = [_hybrid_candidate(f"hybrid (main job: Δ-ML on all atoms, {buf} pairs, expansion order {qm['order']}, "
+                                "density-fitted HF)", "hybrid", main)]
+    models.append(_hybrid_candidate("the same, conventional HF", "scheme",
+                                    edited_model(cfg, structure, options=conventional)))
     for order in (2,):
         models.append(_hybrid_candidate(f"the same, expansion order {order}", "scheme",
                                         edited_model(cfg, structure, qm={"order": order})))
     models.append(_hybrid_candidate("the same, product partitions", "scheme",
                                     edited_model(cfg, structure, qm={"scheme": "product"})))
-    models.append(_hybrid_candidate("Δ-ML on all atoms, HF 2.0+0.5 Å (the central water alone)", "hybrid",
+    models.append(_hybrid_candidate(f"the previous main job: HF {PREVIOUS['r_inner']}+{PREVIOUS['width']} Å, "
+                                    "expansion order 1, conventional HF", "previous",
+                                    edited_model(cfg, structure, options=conventional, qm=PREVIOUS)))
+    models.append(_hybrid_candidate("Δ-ML on all atoms, HF 2.0+0.5 Å (the central water alone)", "previous",
                                     edited_model(cfg, structure, qm={"r_inner": 2.0, "width": 0.5,
                                                                      "scheme": "product"})))
     dml = copy.deepcopy(bare(main.potential.terms[0][1]))
     if all(len(m) == 3 for m in structure.molecules):
         tip3p = {"embed_charges": {"O": TIP3P_CHARGES[8], "H": TIP3P_CHARGES[1]}, "embed_sigma": 0.0}
-        models.append(_hybrid_candidate(f"the main job with electrostatic embedding (TIP3P charges)", "embedding",
+        models.append(_hybrid_candidate("the main job with electrostatic embedding (TIP3P charges)", "embedding",
                                         edited_model(cfg, structure, qm=tip3p)))
         models.append(_hybrid_candidate("Δ-ML on all atoms, HF 2.0+0.5 Å, electrostatic embedding (TIP3P charges)",
                                         "embedding", edited_model(cfg, structure, qm={"r_inner": 2.0, "width": 0.5,
@@ -469,6 +493,17 @@ def tabulate(name, models, skipped, results, refs, masks, n_stored) -> tuple[str
                      + f" | {fmt(e_rms)} | {fmt(e_off if m.same_scale else float('nan'))} | {t:.3f} |")
         plot_rows.append((m.name, m.kind, errs[0], t))
     lines.append("")
+    first = models[0]
+    levels = [m for m in models if m.kind == "level"]
+    best = min(levels, key=lambda m: rmse(results[m.name]["F"], f_ref, [mk["QM atoms"] for mk in masks]))
+    per_frame = lambda m: [rmse([results[m.name]["F"][k]], [f_ref[k]], [masks[k]["QM atoms"]])  # noqa: E731
+                           for k in range(len(refs))]
+    a, b = per_frame(first), per_frame(best)
+    lines.append(f"Per frame ({spec['frame_unit']} {', '.join(str(r.id) for r in refs)}), QM-atom force RMSE of "
+                 f"{first.name.split(' (')[0]} against the best single level ({best.name}): "
+                 + ", ".join(f"{x:.3f}/{y:.3f}" for x, y in zip(a, b))
+                 + f"; lower on {sum(x < y for x, y in zip(a, b))} of {len(refs)} frames.")
+    lines.append("")
     for what, why in skipped:
         lines.append(f"Not run: {what}: {why}.")
     lines.append("QM molecules: mean number of molecules in the QM calls of one evaluation (inner region and "
@@ -494,9 +529,11 @@ def plot(rows, title, path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    colours = {"hybrid": "tab:red", "scheme": "darkred", "embedding": "tab:pink", "radius": "tab:orange",
+    colours = {"hybrid": "tab:red", "scheme": "darkred", "previous": "salmon", "embedding": "tab:pink",
+               "radius": "tab:orange",
                "three": "tab:purple", "level": "tab:blue", "peer": "tab:green"}
-    names = {"hybrid": "hybrid: main job, QM water alone", "scheme": "main job, other partitions",
+    names = {"hybrid": "hybrid: the main job", "scheme": "main job, other partitions or conventional HF",
+             "previous": "HF on the central water (+ 2.0-2.9 Å buffer)",
              "embedding": "QM water electrostatically embedded", "radius": "QM region of every water within R",
              "three": "three layers (MLIP outside)", "level": "one level on all atoms",
              "peer": "QM molecule + environment model"}
@@ -531,7 +568,7 @@ def run_system(name, labels_dir, passes, radii, dml_radii=DML_RADII) -> str | No
     if not refs:
         print(f"{name}: no labelled frames in {Path(labels_dir) / SYSTEMS[name]['labels']}; run "
               f"benchmarks/references/make_{'main_job' if name.startswith('main') else name}_references.py"
-              f"{' --job three_layers' if name == 'main-3l' else ''} first")
+              f"{ {'main-3l': ' --job three_layers', 'main-centre': ' --job centre'}.get(name, '')} first")
         return None
     cfg, three = load_main_config(), load_three_layer_config()
     structure = structure_for(name, cfg)
@@ -552,7 +589,7 @@ def run_system(name, labels_dir, passes, radii, dml_radii=DML_RADII) -> str | No
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--system", nargs="+", choices=sorted(SYSTEMS), default=["main", "main-3l", "ion"])
+    ap.add_argument("--system", nargs="+", choices=sorted(SYSTEMS), default=["main", "main-centre", "main-3l", "ion"])
     ap.add_argument("--references", default=os.environ.get("BENCH_ACCURACY_REFERENCES", str(REFERENCES)),
                     help="directory of the label files (default benchmarks/references, or $BENCH_ACCURACY_REFERENCES)")
     ap.add_argument("--passes", type=int, default=2, help="timed runs over the frames (models under 5 s per call)")

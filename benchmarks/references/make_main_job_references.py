@@ -7,11 +7,16 @@ references are computed once, through the labelling pipeline
 (:func:`hybrid.labelling.label`: records written as they finish, a killed job
 resumes), and stored beside this script:
 
-* ``main_job_dml_frames.extxyz`` - the geometries: frames of the main job's NVE
-  trajectory (``hybrid run examples/main/config.toml``: HF/6-31G* on the
-  central water in Δ-ML) at steps 150, 300, 450 and 600, fixed once made;
-* ``main_job_dml_hf631gs.extxyz`` (+ ledger) - HF/6-31G* energies (eV) and
-  forces (eV/Å) of those frames, conv_tol 1e-9 Eh as in the main job;
+* ``main_job_pairs_frames.extxyz`` - the geometries: frames of the main job's NVE
+  trajectory (``hybrid run examples/main/config.toml``: density-fitted
+  HF/6-31G* on the pairs of the central water with its first shell, in Δ-ML)
+  at steps 150, 300, 450 and 600, fixed once made;
+* ``main_job_pairs_hf631gs.extxyz`` (+ ledger) - HF/6-31G* (conventional, not
+  density-fitted) energies (eV) and forces (eV/Å) of those frames, conv_tol
+  1e-9 Eh as in the main job;
+* ``main_job_dml_frames.extxyz``, ``main_job_dml_hf631gs.extxyz`` - the same for
+  the previous main job (``--job centre``: HF on the central water with a
+  2.0-2.9 Å buffer in Δ-ML; stored, not remade);
 * ``main_job_frames.extxyz``, ``main_job_hf631gs.extxyz`` - the same for the
   main job before it became Δ-ML on every atom (``--job three_layers``: the
   trajectory of ``examples/main/three_layers.toml`` as it was then, MLIP
@@ -26,7 +31,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-JOBS = {"main": (HERE / "main_job_dml_frames.extxyz", HERE / "main_job_dml_hf631gs.extxyz", "output"),
+JOBS = {"main": (HERE / "main_job_pairs_frames.extxyz", HERE / "main_job_pairs_hf631gs.extxyz", "output"),
+        "centre": (HERE / "main_job_dml_frames.extxyz", HERE / "main_job_dml_hf631gs.extxyz", None),
         "three_layers": (HERE / "main_job_frames.extxyz", HERE / "main_job_hf631gs.extxyz", "output_three_layers")}
 STEPS = (150, 300, 450, 600)
 
@@ -41,6 +47,9 @@ def frames(job: str = "main"):
     from hybrid.system import AtomicSystem
     if path.exists():
         return [AtomicSystem.from_ase(a) for a in ase.io.read(path, ":")]
+    if output is None:
+        raise FileNotFoundError(f"{path} is missing: the frames of job {job!r} are stored, not remade (that job's "
+                                "configuration is no longer in the repository)")
     import MDAnalysis as mda
     out = ROOT / "examples" / "main" / output
     u = mda.Universe(str(out / "topology.pdb"), str(out / "trajectory.dcd"))
