@@ -162,3 +162,23 @@ def test_calibration_report_on_held_out_frames(data, committee, tmp_path):
     assert matplotlib.image.imread(rep.png).shape[0] > 300
     with pytest.raises(InputError, match="returned no force_std"):
         calibration_report(committee.members[0], held)
+
+
+def test_contact_domain_ratios_and_pairs_never_seen_in_training():
+    from hybrid.ml.uncertainty import ContactDomain
+    w = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    monomer = AtomicSystem([8, 1, 1], w)
+    dom = ContactDomain(cutoff=4.0).fit([monomer])
+    assert dom.d_min[(1, 8)] == pytest.approx(0.96, rel=1e-12) and dom.d_min[(1, 1)] == pytest.approx(
+        np.linalg.norm(w[2] - w[1]), rel=1e-12)
+    assert dom.ratios(monomer) == pytest.approx([1.0, 1.0, 1.0], rel=1e-12)   # each atom has a shortest contact
+    squeezed = AtomicSystem([8, 1, 1], w * 0.8)               # every contact 20 % shorter: ratio 1.25
+    assert dom.ratios(squeezed) == pytest.approx([1.25] * 3, rel=1e-9)
+    assert dom.outside(squeezed, 0.1).tolist() == [0, 1, 2] and dom.outside(squeezed, 0.25).tolist() == []
+    dimer = AtomicSystem([8, 1, 1, 8, 1, 1], np.vstack([w, w + [3.0, 0.0, 0.0]]))
+    r = dom.ratios(dimer)                                     # O···O within 4 Å was never seen in training
+    assert np.isinf(r[0]) and np.isinf(r[3])
+    with pytest.raises(InputError, match="tolerance must be in"):
+        dom.outside(dimer, 1.0)
+    with pytest.raises(InputError, match="call fit"):
+        ContactDomain().ratios(monomer)
