@@ -347,8 +347,10 @@ class ContactDomain:
             raise InputError("ContactDomain: call fit() first")
         out = np.zeros(len(system))
         i, j, d = self._pairs(system, self.cutoff)
-        za, zb = system.numbers[i], system.numbers[j]
-        ref = np.array([self.d_min.get((int(min(a, b)), int(max(a, b))), np.inf) for a, b in zip(za, zb)])
+        table = np.full((119, 119), np.inf)                   # d_min by atomic numbers, symmetric
+        for (a, b), dist in self.d_min.items():
+            table[a, b] = table[b, a] = dist
+        ref = table[system.numbers[i], system.numbers[j]]
         with np.errstate(divide="ignore", invalid="ignore"):
             c = np.where(np.isinf(ref), np.inf, ref / np.maximum(d, 1e-12))
         np.maximum.at(out, i, c)
