@@ -339,6 +339,9 @@ class ContactDomain:
             for key in np.unique(keys):
                 pair = (int(key) // 1000, int(key) % 1000)
                 self.d_min[pair] = min(self.d_min.get(pair, np.inf), float(d[keys == key].min()))
+        self._table = np.full((119, 119), np.inf)            # d_min by atomic numbers, symmetric
+        for (a, b), dist in self.d_min.items():
+            self._table[a, b] = self._table[b, a] = dist
         return self
 
     def ratios(self, system: AtomicSystem) -> np.ndarray:
@@ -347,10 +350,7 @@ class ContactDomain:
             raise InputError("ContactDomain: call fit() first")
         out = np.zeros(len(system))
         i, j, d = self._pairs(system, self.cutoff)
-        table = np.full((119, 119), np.inf)                   # d_min by atomic numbers, symmetric
-        for (a, b), dist in self.d_min.items():
-            table[a, b] = table[b, a] = dist
-        ref = table[system.numbers[i], system.numbers[j]]
+        ref = self._table[system.numbers[i], system.numbers[j]]
         with np.errstate(divide="ignore", invalid="ignore"):
             c = np.where(np.isinf(ref), np.inf, ref / np.maximum(d, 1e-12))
         np.maximum.at(out, i, c)
