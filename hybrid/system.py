@@ -5,7 +5,9 @@ vectors a, b, c (shape (3, 3)); ``pbc`` has one flag per lattice vector.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import copy
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -172,7 +174,14 @@ class AtomicSystem:
                 f"are {dmin:.3f} Å apart, closer than {min_distance} Å")
 
     def with_positions(self, positions: np.ndarray) -> "AtomicSystem":
-        return replace(self, positions=np.array(positions, float))
+        """The same system at ``positions`` (N, 3) Å (checked for shape and finiteness; the rest was checked
+        when this system was made, and is copied, not re-validated: this runs at every MD or MC step)."""
+        out = copy.copy(self)
+        out.positions = _array("positions", positions, (len(self.numbers), 3))
+        out.cell, out.pbc = self.cell.copy(), self.pbc.copy()
+        if self.ext_positions is not None:
+            out.ext_positions = self.ext_positions.copy()
+        return out
 
     def subset(self, indices, charge: int | None = None, multiplicity: int | None = None) -> "AtomicSystem":
         """The atoms ``indices`` as a new system (no external charges)."""
