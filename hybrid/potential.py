@@ -79,6 +79,18 @@ class Potential:
 
     __call__ = compute
 
+    def energy(self, system: AtomicSystem) -> float:
+        """E (eV) alone, checked like :meth:`compute`. Potentials that can skip their gradient (an SCF
+        without its gradient, a sum of such) override :meth:`_energy`; the default computes everything."""
+        if not isinstance(system, AtomicSystem):
+            raise InputError(f"{self.name}: expected an AtomicSystem, got {type(system).__name__}")
+        system.check_finite(self.name)
+        self.check(system)
+        return float(self._energy(system))
+
+    def _energy(self, system: AtomicSystem) -> float:
+        return self._compute(system).energy
+
     def check(self, system: AtomicSystem) -> None:
         if self.species is not None:
             known = set(int(z) for z in self.species)
@@ -185,6 +197,9 @@ class LinearCombination(Potential):
             info[label] = r.info
         return Result(energy, forces, ext_forces=ext, energies=energies if has_e else None,
                       virial=virial if has_v else None, contributions=contrib, info=info)
+
+    def _energy(self, system) -> float:
+        return float(sum(w * p._energy(system) for w, p in self.terms))
 
     def _evaluate(self, system) -> list:
         """The terms' Results, in term order; each term's wall time is kept for the next ordering."""

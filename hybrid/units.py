@@ -63,6 +63,7 @@ NM = 10.0                                          # Å per nm
 FS = 1.0                                           # internal time unit
 PS = 1000.0                                        # fs per ps
 KB_EV = K_B / E_CHARGE                             # eV/K
+HBAR = _c.hbar / E_CHARGE * 1e15                   # eV fs
 
 # Coulomb constant e^2/(4 pi eps0) in eV Å.
 COULOMB = E_CHARGE / (4 * _c.pi * EPS0) * 1e10

@@ -471,13 +471,30 @@ class PySCFPotential(Potential):
         return Result(energy=e_h * units.HARTREE, forces=-np.asarray(grad) * units.HARTREE / units.BOHR,
                       ext_forces=ext_forces, contributions={self.name: e_h * units.HARTREE}, info=dict(record))
 
-    def _post_hf(self, mf):
+    def _energy(self, system: AtomicSystem) -> float:
+        """The SCF (or post-HF) energy in eV without its gradient: what a Metropolis test or an
+        exponential average needs."""
+        t0 = time.perf_counter()
+        mol, mf = self._prepare(system)
+        ladder_step, cycles = self._run_scf(mol, mf, system)
+        if self.kind == "post":
+            e_h = self._post_hf(mf, gradient=False)[0]
+        else:
+            e_h = float(mf.e_tot)
+        self.extrapolator.push(mf.make_rdm1(), mf.get_ovlp())
+        self.log.append({"wall_time": time.perf_counter() - t0, "scf_time": time.perf_counter() - t0,
+                         "grad_time": 0.0, "scf_cycles": cycles, "scf_ladder": ladder_step, "energy_hartree": e_h})
+        return e_h * units.HARTREE
+
+    def _post_hf(self, mf, gradient: bool = True):
         from pyscf import cc, mp
         solver = mp.MP2(mf) if self.post == "MP2" else cc.CCSD(mf)
         solver.verbose = self.verbose
         solver.kernel()
         if self.post == "CCSD" and not solver.converged:
             raise SCFConvergenceError(f"{self.name}: CCSD amplitudes did not converge")
+        if not gradient:
+            return float(solver.e_tot), None
         grad = solver.nuc_grad_method().kernel()
         return float(solver.e_tot), grad
 

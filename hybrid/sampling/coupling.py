@@ -71,6 +71,10 @@ class LambdaCoupled(Potential):
                       info=info)
 
 
+    def _energy(self, system: AtomicSystem) -> float:
+        return (1.0 - self.lam) * self.state0._energy(system) + self.lam * self.state1._energy(system)
+
+
 def energies_at(end_energies, lambdas) -> np.ndarray:
     """(K, N) E_λk(x_n) = E_0 + λ_k (E_1 - E_0) in eV from ``end_energies`` (N, 2) = (E_0, E_1) per sample."""
     e = np.asarray(end_energies, float)

@@ -9,7 +9,8 @@ Velocity Verlet on any potential is time-reversible and volume-preserving, so th
 phase space and the chain's stationary distribution is exp(-β H_ref): the positions follow the reference
 Boltzmann distribution exactly, however wrong the surrogate is. The surrogate only decides the acceptance
 rate: H_ref changes along the trajectory by ΔU_ref - ΔU_sur plus the integrator's energy error. One
-reference energy (no forces) is needed per iteration; the surrogate is called ``n_steps`` times.
+reference energy (:meth:`Potential.energy`: an SCF without its gradient) is needed per iteration; the
+surrogate is called ``n_steps`` times.
 
 The step is jittered, dt (1 + j u) with u uniform in [-1, 1] (``jitter`` j, default 0.1), so that the
 trajectory length never resonates with a period of the system.
@@ -114,7 +115,7 @@ class SurrogateHMC:
         kT, rng = self.kT, self.rng
         t0 = time.perf_counter()
         x = system.positions.copy()
-        u_ref = self.reference.compute(system).energy
+        u_ref = self.reference.energy(system)
         f_sur = self.surrogate.compute(system).forces
         n_ref, n_sur = 1, 1
         energies = np.empty(n_samples)
@@ -136,7 +137,7 @@ class SurrogateHMC:
                 v = v + 0.5 * dt * ACCEL * f / m
             n_sur += self.n_steps
             trial = system.with_positions(y)
-            u_new = self.reference.compute(trial).energy
+            u_new = self.reference.energy(trial)
             n_ref += 1
             k1 = 0.5 * np.sum(m * v * v) / ACCEL
             dh = (u_new + k1) - (u_ref + k0)

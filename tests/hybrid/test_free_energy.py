@@ -133,6 +133,8 @@ def test_lambda_coupled_mixes_energies_and_forces_linearly():
         assert r.info["dU_dlambda"] == pytest.approx(rb.energy - ra.energy, abs=1e-12)
         np.testing.assert_allclose(r.forces, fd_forces(LambdaCoupled(a, b, lam), s, h=1e-4), atol=1e-7)
     r = LambdaCoupled(a, b, 0.3).compute(s)
+    assert LambdaCoupled(a, b, 0.3).energy(s) == pytest.approx(r.energy, abs=1e-12)    # the energy-only path
+    assert (a - 2 * b).energy(s) == pytest.approx(ra.energy - 2 * rb.energy, abs=1e-12)
     e = energies_at([[r.info["energy_0"], r.info["energy_1"]]], [0.0, 0.3, 1.0])[:, 0]
     np.testing.assert_allclose(e, [ra.energy, r.energy, rb.energy], atol=1e-12)
     with pytest.raises(InputError, match=r"λ must be in \[0, 1\]"):
