@@ -133,7 +133,8 @@ def run_rpmd(potential: Potential, system: AtomicSystem, n_beads: int, temperatu
                               timestep * 1e-3 * u.picosecond, contractions)
     if seed is not None:
         integ.setRandomNumberSeed(int(seed) % 2**31)
-    ctx = mm.Context(omm, integ, mm.Platform.getPlatformByName(platform))
+    # the Context must stay alive while the integrator steps
+    context = mm.Context(omm, integ, mm.Platform.getPlatformByName(platform))  # noqa: F841
     for k in range(p):
         integ.setPositions(k, _to_vec3(system.positions))
     rng = np.random.default_rng(seed)

@@ -24,8 +24,9 @@ Diagnostics, each also turned into a warning (:class:`FreeEnergyWarning`) and li
 ``FreeEnergy.warnings``:
 
 * exponential averaging: Kish's effective sample size n_eff = (Σ w)² / Σ w² of the weights
-  w_n = exp(-β Δu_n); below ``min_ess`` (default 50) or 1 % of the samples the average is carried by a
-  few samples and is biased, whatever its error bar says;
+  w_n = exp(-β Δu_n) over the independent samples; below 10 % of them the average is carried by a few
+  samples (poor overlap) and is biased, whatever its error bar says; below ``min_ess`` (default 50) there
+  are too few samples for the error bar itself to be trusted;
 * BAR: the overlap of the two work distributions (pymbar ``bar_overlap``), below ``min_overlap``
   (default 0.03) the estimate is unreliable;
 * MBAR: the smallest off-diagonal element of the overlap matrix between neighbouring states, and each
@@ -179,9 +180,12 @@ def exponential_averaging(du, temperature: float, direction: str = "forward", co
     ess = kish_ess(-sub)
     out = FreeEnergy(sign * r["Delta_f"] / beta, float(r["dDelta_f"]) / beta, f"EXP ({direction})",
                      float(temperature), len(a), len(sub), {"g": g, "ess": ess})
-    if ess < min_ess or ess < 0.01 * len(sub):
+    if ess < 0.1 * len(sub):
         out.warnings.append(f"effective sample size {ess:.1f} of {len(sub)} independent samples: the average "
                             "is carried by a few samples (poor overlap); the estimate is biased")
+    elif ess < min_ess:
+        out.warnings.append(f"effective sample size {ess:.1f} (< {min_ess:g}): too few samples for the error bar "
+                            "to be reliable; sample longer")
     return _warn(out)
 
 

@@ -80,11 +80,13 @@ def test_poor_overlap_is_flagged_by_every_estimator():
     rng = np.random.default_rng(2)
     k1 = 25.0 * K0                        # a five times narrower well: the reverse average has infinite variance
     x0, x1 = samples(K0, 5000, rng), samples(k1, 5000, rng)
-    d0 = 0.5 * (k1 - K0) * (x0 * x0).sum(1)
     d1 = 0.5 * (k1 - K0) * (x1 * x1).sum(1)
     with pytest.warns(FreeEnergyWarning, match="effective sample size"):
         rev = exponential_averaging(d1, T, direction="reverse")
     assert not rev.trusted and rev.diagnostics["ess"] < 50
+    with pytest.warns(FreeEnergyWarning, match="too few samples"):     # good overlap, 20 samples
+        few = exponential_averaging(du(samples(K0, 20, rng)), T, correlated=False)
+    assert few.diagnostics["ess"] > 10
     far = samples(K0, 5000, rng) + [3.0, 0, 0]           # a well 3 Å away: no overlap at all
     dfar = 0.5 * K0 * ((far - [3.0, 0, 0]) ** 2).sum(1) - 0.5 * K0 * (far**2).sum(1)
     dnear = 0.5 * K0 * ((x0 - [3.0, 0, 0]) ** 2).sum(1) - 0.5 * K0 * (x0**2).sum(1)
