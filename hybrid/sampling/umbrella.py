@@ -19,7 +19,6 @@ import numpy as np
 from ..errors import InputError
 from ..potential import Potential, Result
 from ..system import AtomicSystem
-from ..units import KB_EV
 
 
 class Coordinate:
