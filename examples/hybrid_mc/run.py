@@ -68,8 +68,11 @@ def main(argv=None) -> None:
     hf_md = PySCFPotential("HF", "6-31g*", conv_tol=1e-9)
     atoms = system.to_ase()
     atoms.calc = HybridCalculator(hf_md)
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    MaxwellBoltzmannDistribution(atoms, temperature_K=T, rng=np.random.default_rng(args.seed))
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:                        # ASE < 3.27
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+    thermalize_momenta(atoms, temperature_K=T, rng=np.random.default_rng(args.seed))
     md = Langevin(atoms, 0.5 * units.fs, temperature_K=T, friction=0.01, fixcm=False,
                   rng=np.random.default_rng(args.seed + 1))
     u_md, rg_md = [], []
