@@ -37,6 +37,7 @@ import numpy as np
 from hybrid import units
 from hybrid.errors import InputError
 from hybrid.potential import Potential, Result
+from hybrid.sampling.coupling import check_lambda
 from hybrid.system import AtomicSystem
 
 
@@ -48,8 +49,10 @@ class _Evaluator:
     Particle order is ``atoms`` then ``ext_atoms``.
     """
 
-    def __init__(self, potential, numbers, n_ext, ext_charges, charge, multiplicity, reuse, before_compute):
+    def __init__(self, potential, numbers, n_ext, ext_charges, charge, multiplicity, reuse, before_compute,
+                 lambda_parameter=None):
         self.potential = potential
+        self.lambda_parameter = lambda_parameter
         self.numbers = numbers
         self.n_atoms = len(numbers)
         self.n_ext = n_ext
@@ -90,13 +93,15 @@ class _Evaluator:
         else:
             cell, pbc = np.zeros((3, 3)), False
         try:
+            if self.lambda_parameter is not None:       # one System, every window: λ is a Context parameter
+                self.potential.lam = check_lambda(state.getParameters()[self.lambda_parameter])
             system = self.system_at(pos, cell if pbc else None)
             if self.before_compute is not None:
                 self.before_compute(system)
             key = None
             if self.reuse:
                 token = self.potential.state_key() if hasattr(self.potential, "state_key") else None
-                key = (pos.tobytes(), cell.tobytes(), token)
+                key = (pos.tobytes(), cell.tobytes(), token, getattr(self.potential, "lam", None))
                 if key == self._key and self.result is not None:
                     self.n_reused += 1
                     return self._openmm_units(self.result)
@@ -144,6 +149,9 @@ class PotentialForce:
         e.g. the energy query right after a step; never use it with a
         stateful potential that lacks ``state_key``.
     before_compute : callable(AtomicSystem) called before every evaluation.
+    lambda_parameter : with a :class:`~hybrid.sampling.coupling.LambdaCoupled` potential, the name of an
+        OpenMM global parameter (default value: the potential's λ) that sets λ at every evaluation, so one
+        System serves every window: ``context.setParameter(name, λ)``.
 
     After each evaluation ``result`` holds the potential's Result, ``system``
     the AtomicSystem it saw, and ``n_evaluations``/``wall_time`` the cost.
@@ -151,7 +159,8 @@ class PotentialForce:
 
     def __init__(self, potential: Potential, atoms, numbers, *, ext_atoms=(), ext_charges=None,
                  charge: int = 0, multiplicity: int = 1, force_group: int = 0, name: str | None = None,
-                 periodic: bool | None = None, reuse: bool = False, before_compute=None):
+                 periodic: bool | None = None, reuse: bool = False, before_compute=None,
+                 lambda_parameter: str | None = None):
         import openmm
         if not hasattr(openmm, "PythonForce"):
             raise ImportError(f"PotentialForce needs openmm.PythonForce (OpenMM >= 8.6 tested); this is OpenMM "
@@ -181,10 +190,20 @@ class PotentialForce:
                                  "ext_charges")
         elif ext_charges is not None and len(np.atleast_1d(ext_charges)):
             raise InputError(f"PotentialForce({potential.name}): ext_charges given without ext_atoms")
+        params = {}
+        if lambda_parameter is not None:
+            from hybrid.sampling.coupling import LambdaCoupled
+            if not isinstance(potential, LambdaCoupled):
+                raise InputError(f"PotentialForce({potential.name}): lambda_parameter needs a LambdaCoupled "
+                                 f"potential, got a {type(potential).__name__}")
+            if not (isinstance(lambda_parameter, str) and lambda_parameter.isidentifier()):
+                raise InputError(f"PotentialForce({potential.name}): lambda_parameter must be a name, got "
+                                 f"{lambda_parameter!r}")
+            params = {lambda_parameter: potential.lam}
         self.numbers = numbers
         self._eval = _Evaluator(potential, numbers, m, ext_charges if m else None, int(charge),
-                                int(multiplicity), bool(reuse), before_compute)
-        self.force = openmm.PythonForce(self._eval)
+                                int(multiplicity), bool(reuse), before_compute, lambda_parameter)
+        self.force = openmm.PythonForce(self._eval, params)
         self.force.setParticles([int(i) for i in np.concatenate([self.atoms, self.ext_atoms])])
         self.force.setName(name or potential.name)
         self.force_group = force_group

@@ -16,7 +16,7 @@ from ..potential import Potential, Result
 from ..system import AtomicSystem
 
 
-def _check_lambda(lam) -> float:
+def check_lambda(lam) -> float:
     try:
         x = float(lam)
     except (TypeError, ValueError):
@@ -39,7 +39,7 @@ class LambdaCoupled(Potential):
             if not isinstance(p, Potential):
                 raise InputError(f"LambdaCoupled: {which} is a {type(p).__name__}, not a Potential")
         self.state0, self.state1 = state0, state1
-        self.lam = _check_lambda(lam)
+        self.lam = check_lambda(lam)
         self.name = name or f"λ({state0.name}→{state1.name})"
         self.min_distance = max(state0.min_distance or 0.0, state1.min_distance or 0.0)
         sp = [set(p.species) for p in (state0, state1) if p.species is not None]
@@ -80,5 +80,5 @@ def energies_at(end_energies, lambdas) -> np.ndarray:
     e = np.asarray(end_energies, float)
     if e.ndim != 2 or e.shape[1] != 2:
         raise InputError(f"energies_at: end_energies must have shape (N, 2) = (E_0, E_1), got {e.shape}")
-    lam = np.array([_check_lambda(x) for x in np.atleast_1d(lambdas)])
+    lam = np.array([check_lambda(x) for x in np.atleast_1d(lambdas)])
     return e[:, 0][None, :] + lam[:, None] * (e[:, 1] - e[:, 0])[None, :]

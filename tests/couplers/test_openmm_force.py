@@ -275,3 +275,35 @@ def test_nve_drift_openmm_matches_ase():
     assert abs(drift_ase) < 0.05 * ke and abs(drift_omm) < 0.05 * ke        # both conserve (per ps)
     assert abs(drift_omm - drift_ase) < 0.01 * ke + 0.2 * abs(drift_ase)
     assert force.n_evaluations >= n_steps
+
+
+def test_lambda_is_a_context_parameter_so_one_system_serves_every_window():
+    """A LambdaCoupled potential with ``lambda_parameter``: context.setParameter switches λ, and OpenMM's
+    energy and forces are (1 - λ) E_0 + λ E_1 at each λ (kJ/mol round trip: 1e-9 relative)."""
+    from hybrid.analytic import Harmonic
+    from hybrid.sampling.coupling import LambdaCoupled
+    from hybrid.system import AtomicSystem
+    rng = np.random.default_rng(0)
+    pos = rng.normal(size=(3, 3))
+    a, b = Harmonic(1.0, name="a"), Harmonic(2.5, centres=rng.normal(size=(3, 3)), name="b")
+    coupled = LambdaCoupled(a, b, 0.0)
+    system = openmm.System()
+    for _ in range(3):
+        system.addParticle(1.0)
+    PotentialForce(coupled, [0, 1, 2], [1, 8, 1], lambda_parameter="lam").add_to(system)
+    ctx = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(pos / units.NM)
+    s = AtomicSystem([1, 8, 1], pos)
+    ra, rb = a.compute(s), b.compute(s)
+    for lam in (0.0, 0.4, 1.0):
+        ctx.setParameter("lam", lam)
+        st = ctx.getState(getEnergy=True, getForces=True)
+        e = st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) * units.KJ_PER_MOL
+        f = st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer) * units.KJ_PER_MOL / units.NM
+        assert e == pytest.approx((1 - lam) * ra.energy + lam * rb.energy, rel=1e-9, abs=1e-12)
+        np.testing.assert_allclose(f, (1 - lam) * ra.forces + lam * rb.forces, rtol=1e-9, atol=1e-12)
+    ctx.setParameter("lam", 1.5)
+    with pytest.raises(Exception, match=r"λ must be in \[0, 1\]"):
+        ctx.getState(getEnergy=True)
+    with pytest.raises(InputError, match="needs a LambdaCoupled"):
+        PotentialForce(a, [0], [1], lambda_parameter="lam")
