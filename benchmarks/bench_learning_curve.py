@@ -5,7 +5,7 @@ from the same exploration run, on two systems, over several seeds.
 Reference: GFN2-xTB (tblite). Systems (12 atoms each): a water tetramer (``water_cluster(4)``) and methanol
 with two waters. For each system and seed:
 
-* pool (what an exploration run visits): one GFN2-xTB Langevin run (0.5 fs, friction 0.02 fs⁻¹) of 400
+* pool (what an exploration run visits): one GFN2-xTB Langevin run (0.5 fs, friction 0.02 in ASE time units: 0.002 fs⁻¹) of 400
   steps at 300 K, then 80 steps at 800 K, a frame every 4 steps: 100 frames at 300 K and 20 hot ones;
 * test set: 30 frames at 300 K and 30 at 800 K from two independent runs (another seed), weighed equally:
   the model should describe every condition the run visited;

@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     except ImportError:                        # ASE < 3.27
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
     thermalize_momenta(atoms, temperature_K=T, rng=np.random.default_rng(args.seed))
-    md = Langevin(atoms, 0.5 * units.fs, temperature_K=T, friction=0.01, fixcm=False,
+    md = Langevin(atoms, 0.5 * units.fs, temperature_K=T, friction=0.01 / units.fs, fixcm=False,
                   rng=np.random.default_rng(args.seed + 1))
     u_md, rg_md = [], []
     t0 = time.perf_counter()
