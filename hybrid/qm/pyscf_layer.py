@@ -448,43 +448,39 @@ class PySCFPotential(Potential):
 
     # -- the potential ---------------------------------------------------------
     def _compute(self, system: AtomicSystem) -> Result:
-        t0 = time.perf_counter()
-        mol, mf = self._prepare(system)
-        ladder_step, cycles = self._run_scf(mol, mf, system)
-        t_scf = time.perf_counter() - t0
-        dm = mf.make_rdm1()
-        if self.kind == "post":
-            e_h, grad = self._post_hf(mf)
-        else:
-            e_h = float(mf.e_tot)
-            grad = self._grad.kernel()
-        self.extrapolator.push(dm, mf.get_ovlp())
-        ext_forces = None
-        if system.n_ext:
-            dm_tot = dm[0] + dm[1] if self.unrestricted else dm
-            g_mm = self._grad.grad_hcore_mm(dm_tot) + self._grad.grad_nuc_mm()
-            ext_forces = -np.asarray(g_mm) * units.HARTREE / units.BOHR
-        wall = time.perf_counter() - t0
-        record = {"wall_time": wall, "scf_time": t_scf, "grad_time": wall - t_scf, "scf_cycles": cycles,
-                  "scf_ladder": ladder_step, "energy_hartree": e_h}
-        self.log.append(record)
+        e_h, grad, ext_forces, record = self._solve(system, gradient=True)
         return Result(energy=e_h * units.HARTREE, forces=-np.asarray(grad) * units.HARTREE / units.BOHR,
                       ext_forces=ext_forces, contributions={self.name: e_h * units.HARTREE}, info=dict(record))
 
     def _energy(self, system: AtomicSystem) -> float:
         """The SCF (or post-HF) energy in eV without its gradient: what a Metropolis test or an
         exponential average needs."""
+        return self._solve(system, gradient=False)[0] * units.HARTREE
+
+    def _solve(self, system: AtomicSystem, gradient: bool):
+        """(E in Eh, gradient in Eh/Bohr or None, forces on the external charges in eV/Å or None, log record):
+        the SCF (warm-started, with the rescue ladder), the post-HF energy if any, and the gradient if asked."""
         t0 = time.perf_counter()
         mol, mf = self._prepare(system)
         ladder_step, cycles = self._run_scf(mol, mf, system)
+        t_scf = time.perf_counter() - t0
+        dm = mf.make_rdm1()
         if self.kind == "post":
-            e_h = self._post_hf(mf, gradient=False)[0]
+            e_h, grad = self._post_hf(mf, gradient)
         else:
             e_h = float(mf.e_tot)
-        self.extrapolator.push(mf.make_rdm1(), mf.get_ovlp())
-        self.log.append({"wall_time": time.perf_counter() - t0, "scf_time": time.perf_counter() - t0,
-                         "grad_time": 0.0, "scf_cycles": cycles, "scf_ladder": ladder_step, "energy_hartree": e_h})
-        return e_h * units.HARTREE
+            grad = self._grad.kernel() if gradient else None
+        self.extrapolator.push(dm, mf.get_ovlp())
+        ext_forces = None
+        if gradient and system.n_ext:
+            dm_tot = dm[0] + dm[1] if self.unrestricted else dm
+            g_mm = self._grad.grad_hcore_mm(dm_tot) + self._grad.grad_nuc_mm()
+            ext_forces = -np.asarray(g_mm) * units.HARTREE / units.BOHR
+        wall = time.perf_counter() - t0
+        record = {"wall_time": wall, "scf_time": t_scf, "grad_time": wall - t_scf if gradient else 0.0,
+                  "scf_cycles": cycles, "scf_ladder": ladder_step, "energy_hartree": e_h}
+        self.log.append(record)
+        return e_h, grad, ext_forces, record
 
     def _post_hf(self, mf, gradient: bool = True):
         from pyscf import cc, mp
