@@ -11,7 +11,7 @@ For each the table gives the reference calls and their wall time per effective s
 (the HF potential energy and the trimer's radius of gyration): calls × g / n, with g the statistical
 inefficiency (pymbar). Writes ``output/table.md`` and ``output/hybrid_mc.png``.
 
-    python examples/hybrid_mc/run.py                  # ~15 min on 2 cores
+    python examples/hybrid_mc/run.py                  # ~25 min on 2 cores, most of it the HF MD
     python examples/hybrid_mc/run.py --samples 100    # a quick look (~3 min)
 """
 from __future__ import annotations
