@@ -16,7 +16,6 @@ Units at this seam: Å, fs, eV, amu, K (OpenMM's nm, ps, kJ/mol stay inside).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,56 +23,12 @@ from hybrid import units
 from hybrid.errors import InputError
 from hybrid.potential import Potential
 from hybrid.sampling.hmc import default_masses
-from hybrid.sampling.path_integral import centroid_virial_kinetic, contract, primitive_kinetic
+from hybrid.sampling.path_integral import PIMDRun, centroid_virial_kinetic, contract, primitive_kinetic
 from hybrid.system import AtomicSystem
 
 from .openmm_force import PotentialForce
 
 EV_PER_KJ_NM = units.KJ_PER_MOL / units.NM        # kJ/mol/nm -> eV/Å
-
-
-@dataclass
-class PIMDRun:
-    """Estimator time series of a ring-polymer run, one row per sample.
-
-    kinetic_primitive, kinetic_virial : (n, N) per-atom quantum kinetic energy estimators (eV)
-    potential : (n,) potential energy of the simulated (contracted) Hamiltonian, bead-averaged (eV)
-    correction : (n,) its correction part (1/m) Σ_j ΔV(r̃_j) (eV), or None
-    centroids : (n, N, 3) Å; evaluations : {"potential": calls, "correction": calls}; wall : s
-    """
-
-    temperature: float
-    n_beads: int
-    contracted_beads: int | None
-    masses: np.ndarray
-    kinetic_primitive: np.ndarray
-    kinetic_virial: np.ndarray
-    potential: np.ndarray
-    correction: np.ndarray | None
-    centroids: np.ndarray
-    evaluations: dict
-    wall: float
-    info: dict = field(default_factory=dict)
-
-    def mean(self, series) -> tuple[float, float]:
-        """(mean, standard error with the statistical inefficiency) of a 1-D series."""
-        from hybrid.sampling.estimators import statistical_inefficiency
-        x = np.asarray(series, float)
-        g = statistical_inefficiency(x) if len(x) > 3 and np.ptp(x) > 0 else 1.0
-        return float(x.mean()), float(x.std(ddof=1) * np.sqrt(g / len(x))) if len(x) > 1 else float("nan")
-
-    def kinetic(self, atoms=None, estimator: str = "virial") -> tuple[float, float]:
-        """(mean, error) of the quantum kinetic energy summed over ``atoms`` (default all), eV."""
-        k = {"virial": self.kinetic_virial, "primitive": self.kinetic_primitive}.get(estimator)
-        if k is None:
-            raise InputError(f"estimator must be 'virial' or 'primitive', got {estimator!r}")
-        idx = np.arange(k.shape[1]) if atoms is None else np.asarray(atoms, int)
-        return self.mean(k[:, idx].sum(1))
-
-    def energy(self, estimator: str = "virial") -> tuple[float, float]:
-        """(mean, error) of the total energy ⟨K⟩ + ⟨V⟩ (eV), from one series so correlations are kept."""
-        k = self.kinetic_virial if estimator == "virial" else self.kinetic_primitive
-        return self.mean(k.sum(1) + self.potential)
 
 
 def _to_vec3(x_ang):
@@ -84,11 +39,12 @@ def _to_vec3(x_ang):
 def run_rpmd(potential: Potential, system: AtomicSystem, n_beads: int, temperature: float, timestep: float,
              n_steps: int, *, correction: Potential | None = None, contracted_beads: int | None = None,
              friction: float = 1.0, masses=None, sample_every: int = 10, equilibration: int = 0,
-             seed: int | None = None, platform: str = "Reference") -> PIMDRun:
+             seed: int | None = None, platform: str = "Reference", keep_beads: bool = False) -> PIMDRun:
     """Ring-polymer MD of ``potential`` (+ ``correction``, contracted to ``contracted_beads``) on ``system``.
 
     n_beads P; temperature K; timestep fs; friction 1/ps (the centroid's PILE friction);
     ``equilibration`` steps are run before the first sample. Beads start at the system's positions.
+    ``keep_beads`` stores every sample's beads in the run (for :func:`hybrid.sampling.path_integral.reweight`).
     """
     import openmm as mm
     from openmm import unit as u
@@ -145,7 +101,7 @@ def run_rpmd(potential: Potential, system: AtomicSystem, n_beads: int, temperatu
     t0 = time.perf_counter()
     if equilibration:
         integ.step(int(equilibration))
-    kp, kv, pot, cor, cen = [], [], [], [], []
+    kp, kv, pot, cor, cen, kept = [], [], [], [], [], []
     n_samples = int(n_steps) // int(sample_every)
     for _ in range(n_samples):
         integ.step(int(sample_every))
@@ -171,6 +127,8 @@ def run_rpmd(potential: Potential, system: AtomicSystem, n_beads: int, temperatu
         kv.append(kin_v)
         pot.append(v0 / p + dv)
         cen.append(r.mean(0))
+        if keep_beads:
+            kept.append(r)
     wall = time.perf_counter() - t0
     evals = {"potential": main.n_evaluations}
     if corr is not None:
@@ -178,4 +136,5 @@ def run_rpmd(potential: Potential, system: AtomicSystem, n_beads: int, temperatu
     return PIMDRun(float(temperature), p, m_c, mass, np.array(kp), np.array(kv), np.array(pot),
                    np.array(cor) if correction is not None else None, np.array(cen), evals, wall,
                    {"timestep": timestep, "n_steps": int(n_steps), "sample_every": int(sample_every),
-                    "friction": friction, "equilibration": int(equilibration)})
+                    "friction": friction, "equilibration": int(equilibration)},
+                   beads=np.array(kept) if keep_beads else None)

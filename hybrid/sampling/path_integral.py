@@ -19,14 +19,89 @@ OpenMM's ``RPMDIntegrator``; m = 1 is the centroid). The contracted Hamiltonian'
 (1/P) Σ_k V_0(r_k) + (1/m) Σ_j ΔV(r̃_j), and its centroid-virial term for ΔV is
 -(1/(2m)) Σ_j (r̃_j - r̄) · ΔF(r̃_j) (r̃ is linear in r with the centroid fixed).
 
+Reweighting (:func:`reweight`): samples of the ring polymer on V are samples of V + ΔV with weights
+w ∝ exp(-(β/P) Σ_k ΔV(r_k)); the kinetic estimators of V + ΔV add -(1/(2P)) Σ_k (r_k - r̄)·ΔF(r_k) to the
+virial one (the primitive one depends on positions alone). One PES and any correction, evaluated after
+the run on stored beads.
+
 Units: positions Å, forces eV/Å, masses amu, energies eV, temperature K.
 """
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import InputError
 from ..units import ACCEL, HBAR, KB_EV
+
+
+@dataclass
+class PIMDRun:
+    """Estimator time series of a ring-polymer run, one row per sample.
+
+    kinetic_primitive, kinetic_virial : (n, N) per-atom quantum kinetic energy estimators (eV)
+    potential : (n,) potential energy of the simulated (contracted) Hamiltonian, bead-averaged (eV)
+    correction : (n,) its correction part (1/m) Σ_j ΔV(r̃_j) (eV), or None
+    centroids : (n, N, 3) Å; evaluations : {"potential": calls, "correction": calls}; wall : s
+    beads : (n, P, N, 3) Å when the run kept them (needed by :func:`reweight`)
+    weights : (n,) normalised importance weights of a reweighted run (None: all samples weigh alike)
+    """
+
+    temperature: float
+    n_beads: int
+    contracted_beads: int | None
+    masses: np.ndarray
+    kinetic_primitive: np.ndarray
+    kinetic_virial: np.ndarray
+    potential: np.ndarray
+    correction: np.ndarray | None
+    centroids: np.ndarray
+    evaluations: dict
+    wall: float
+    info: dict = field(default_factory=dict)
+    beads: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def mean(self, series) -> tuple[float, float]:
+        """(mean, standard error with the statistical inefficiency g) of a 1-D series over the samples.
+
+        Unweighted: σ √(g/n). Weighted (w normalised): x̄ = Σ w x, error² = g Σ w² (x - x̄)², g taken from
+        the series n w (x - x̄), whose correlation is what the weighted mean inherits.
+        """
+        from .estimators import statistical_inefficiency
+        x = np.asarray(series, float)
+        n = len(x)
+        if n < 2:
+            return (float(x.mean()) if n else float("nan")), float("nan")
+        if self.weights is None:
+            g = statistical_inefficiency(x) if n > 3 and np.ptp(x) > 0 else 1.0
+            return float(x.mean()), float(x.std(ddof=1) * np.sqrt(g / n))
+        w = self.weights
+        m = float(np.sum(w * x))
+        dev = w * (x - m)
+        g = statistical_inefficiency(n * dev) if n > 3 and np.ptp(dev) > 0 else 1.0
+        return m, float(np.sqrt(g * np.sum(dev**2)))
+
+    def effective_samples(self) -> float:
+        """Kish's (Σ w)² / Σ w² for a reweighted run, else the number of samples."""
+        n = len(self.potential)
+        return float(n) if self.weights is None else float(1.0 / np.sum(self.weights**2))
+
+    def kinetic(self, atoms=None, estimator: str = "virial") -> tuple[float, float]:
+        """(mean, error) of the quantum kinetic energy summed over ``atoms`` (default all), eV."""
+        k = {"virial": self.kinetic_virial, "primitive": self.kinetic_primitive}.get(estimator)
+        if k is None:
+            raise InputError(f"estimator must be 'virial' or 'primitive', got {estimator!r}")
+        idx = np.arange(k.shape[1]) if atoms is None else np.asarray(atoms, int)
+        return self.mean(k[:, idx].sum(1))
+
+    def energy(self, estimator: str = "virial") -> tuple[float, float]:
+        """(mean, error) of the total energy ⟨K⟩ + ⟨V⟩ (eV), from one series so correlations are kept."""
+        k = self.kinetic_virial if estimator == "virial" else self.kinetic_primitive
+        return self.mean(k.sum(1) + self.potential)
+
 
 
 def _beads(beads) -> np.ndarray:
@@ -100,3 +175,49 @@ def harmonic_ring_energy(omega: float, temperature: float, n_beads: int, dimensi
     a = 4 * n_beads * np.sin(np.pi * j / n_beads) ** 2 / (beta * HBAR**2)
     b = omega**2 / n_beads
     return float(dimensions * n_beads / (2 * beta) + dimensions / 2 * np.sum((b - a / beta) / (a + beta * b)))
+
+
+def reweight(run: PIMDRun, correction, system, min_fraction: float = 0.1) -> PIMDRun:
+    """``run`` (ring polymer on V, beads kept) reweighted to V + ``correction`` on every bead.
+
+    Per sample s: ΔV_s = (1/P) Σ_k ΔV(r_sk), w_s ∝ exp(-β ΔV_s); kinetic_virial gains
+    -(1/(2P)) Σ_k (r_sk - r̄_s)·ΔF(r_sk) per atom, potential gains ΔV_s, ``correction`` holds ΔV_s. Costs P
+    evaluations of ``correction`` per sample. ``system`` gives the atoms (numbers, charge, cell) of the
+    beads. Warns (:class:`~hybrid.sampling.estimators.FreeEnergyWarning`) when Kish's effective sample
+    size is below ``min_fraction`` of the samples or below 50: then the run should be made on V + ΔV.
+    """
+    from ..potential import Potential
+    from .estimators import MIN_ESS, FreeEnergyWarning
+    if not isinstance(correction, Potential):
+        raise InputError(f"reweight: correction must be a Potential, got {type(correction).__name__}")
+    if run.beads is None:
+        raise InputError("reweight: the run kept no beads (run it with keep_beads=True)")
+    if run.correction is not None or run.weights is not None:
+        raise InputError("reweight: the run already carries a correction or weights; reweight a run of the "
+                         "cheap level alone")
+    n, p, n_atoms, _ = run.beads.shape
+    if len(system) != n_atoms:
+        raise InputError(f"reweight: system has {len(system)} atoms, the run's beads {n_atoms}")
+    beta = 1.0 / (KB_EV * run.temperature)
+    dv = np.zeros(n)
+    kv = run.kinetic_virial.copy()
+    for s in range(n):
+        r = run.beads[s]
+        centroid = r.mean(0)
+        for k in range(p):
+            res = correction.compute(system.with_positions(r[k]))
+            dv[s] += res.energy / p
+            kv[s] -= 0.5 / p * np.sum((r[k] - centroid) * res.forces, axis=1)
+    lw = -beta * dv
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    evals = dict(run.evaluations)
+    evals["correction"] = evals.get("correction", 0) + n * p
+    out = replace(run, kinetic_virial=kv, potential=run.potential + dv, correction=dv, weights=w,
+                  evaluations=evals, info={**run.info, "reweighted": True})
+    ess = out.effective_samples()
+    if ess < min_fraction * n or ess < MIN_ESS:
+        warnings.warn(f"PIMD reweighting: effective sample size {ess:.1f} of {n} samples; the correction's "
+                      "fluctuations are too large for reweighting, sample V + ΔV directly",
+                      FreeEnergyWarning, stacklevel=2)
+    return out

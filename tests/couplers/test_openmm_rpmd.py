@@ -92,10 +92,15 @@ def test_isotopologue_by_mass_alone_and_bad_input():
     value for that ω."""
     pot, s = oscillators(16)
     run = run_rpmd(pot, s, 8, T, 1.0, 3000, masses=[2.014] * 16, friction=100.0, sample_every=10,
-                   equilibration=300, seed=11)
+                   equilibration=300, seed=11, keep_beads=True)
     exact = 16 * harmonic_ring_energy(OMEGA * np.sqrt(MASS / 2.014), T, 8)
     e, err = run.energy()
     assert abs(e - exact) < 3 * err and err < 0.01 * exact        # H and D differ by 18 %
+    # the kept beads are the ones the estimators saw (for reweighting after the run)
+    assert run.beads.shape == (300, 8, 16, 3)
+    np.testing.assert_allclose(run.beads.mean(1), run.centroids, atol=1e-9)
+    np.testing.assert_allclose(primitive_kinetic(run.beads[-1], [2.014] * 16, T), run.kinetic_primitive[-1],
+                               rtol=1e-9, atol=1e-12)
     with pytest.raises(InputError, match="contracted_beads given without a correction"):
         run_rpmd(pot, s, 8, T, 1.0, 10, contracted_beads=2)
     with pytest.raises(InputError, match="contracted_beads must be an integer in 1..8"):
