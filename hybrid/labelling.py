@@ -6,16 +6,9 @@ where the potential can, the dipole μ_k in e·Å, atomic charges q_k,i in e,
 and the stress σ_k = -W_k / Ω in eV/Å³ for periodic cells), and writes one
 record per configuration as soon as it finishes.
 
-Where the work runs (``scheduler``):
-
-* ``None`` (default): a ``dask.distributed.LocalCluster`` with ``n_workers``
-  single-threaded worker processes, started and closed by the job;
-* ``"synchronous"``: one process, configurations one after another (no Dask
-  cluster; the same task function as on workers);
-* a scheduler address (``"tcp://host:8786"``), a ``distributed.Client``, or
-  any cluster object with a ``scheduler_address`` (a ``LocalCluster``, or a
-  dask-jobqueue ``SLURMCluster``/``PBSCluster``/..., see
-  :func:`jobqueue_cluster`); these are used, not closed.
+Where the work runs is set by ``scheduler``, as everywhere in :mod:`hybrid.cluster`: a local Dask
+cluster by default, ``"synchronous"`` for this process, or a scheduler address, a Client or a
+dask-jobqueue cluster (:func:`~hybrid.cluster.jobqueue_cluster`).
 
 The potential travels to the workers pickled (cloudpickle, which comes with dask). A potential
 that cannot be pickled (e.g. an ``XTBPotential`` after its first call holds
@@ -57,12 +50,14 @@ import os
 import time
 import traceback
 import zlib
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import cluster
+from .cluster import jobqueue_cluster  # noqa: F401  (public here since the labelling job came first)
 from .errors import InputError
+from .files import FileLock, fsync_dir
 from .potential import Potential
 from .system import AtomicSystem
 
@@ -191,10 +186,18 @@ class LabelJob:
         post()
         runner = None
         try:
-            runner = self._runner(scheduler, n_workers, window)
-            tasks = [(cid, attempts[cid] + 1) for cid in pending]
-            for out in runner.run(tasks, lambda cid: self.systems[index[cid]]):
-                cid = out["id"]
+            runner = cluster.runner(scheduler, n_workers, window)
+            blob = runner.share(self.blob)
+
+            def submit(cid, attempt):
+                runner.submit((cid, attempt), _label_task, blob, self.token, cid, attempt,
+                              self.systems[index[cid]], self.properties, self.warm_start)
+
+            for cid in pending:
+                submit(cid, attempts[cid] + 1)
+            for (cid, attempt), outcome in runner.results():
+                out = outcome.value if outcome.ok else {          # the worker itself died on it
+                    "id": cid, "attempt": attempt, "ok": False, "error": outcome.error, "worker": ""}
                 attempts[cid] = out["attempt"]
                 if out["ok"]:
                     self._commit(out, index[cid])
@@ -205,7 +208,7 @@ class LabelJob:
                         "attempt": out["attempt"], "error": out["error"],
                         "traceback": out.get("traceback", ""), "worker": out.get("worker", "")})
                     if attempts[cid] < allowance[cid]:
-                        runner.submit(cid, attempts[cid] + 1)
+                        submit(cid, attempts[cid] + 1)
                     else:
                         final_failed[cid] = out["error"]
                 post()
@@ -214,6 +217,7 @@ class LabelJob:
         finally:
             if runner is not None:
                 runner.close()
+            _WORKER_POTENTIALS.pop(self.token, None)      # a synchronous run's warm-started copy
             if bar is not None:
                 bar.close()
         done = set(summary.resumed) | set(summary.computed)
@@ -235,12 +239,6 @@ class LabelJob:
                       charges=labels.get("charges"), info=info)
         self.store.commit(frame, {"id": out["id"], "hash": self.hashes[k], "attempt": out["attempt"],
                                   "wall_time": out["wall_time"], "worker": out["worker"]})
-
-    def _runner(self, scheduler, n_workers, window):
-        args = (self.blob, self.token, self.properties, self.warm_start)
-        if isinstance(scheduler, str) and scheduler == "synchronous":
-            return _SynchronousRunner(*args)
-        return _DaskRunner(*args, scheduler=scheduler, n_workers=n_workers, window=window)
 
 
 def load_labels(output, require=("energy", "forces")) -> list:
@@ -281,28 +279,6 @@ def configuration_hash(system: AtomicSystem) -> str:
     h.update(np.asarray(system.pbc, bool).tobytes())
     h.update(f"{int(system.charge)} {int(system.multiplicity)}".encode())
     return h.hexdigest()
-
-
-def jobqueue_cluster(kind: str = "slurm", n_jobs: int = 0, **kwargs):
-    """A dask-jobqueue cluster of ``kind`` (slurm, pbs, sge, lsf, htcondor, oar, moab).
-
-    ``kwargs`` go to the cluster class (cores, memory, queue, account,
-    walltime, job_script_prologue, ...); ``n_jobs`` > 0 submits that many
-    batch jobs at once. Pass the result as ``scheduler=`` to :func:`label`.
-    """
-    classes = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
-               "htcondor": "HTCondorCluster", "oar": "OARCluster", "moab": "MoabCluster"}
-    cls_name = classes.get(str(kind).lower())
-    if cls_name is None:
-        raise InputError(f"jobqueue cluster kind {kind!r} is not one of {sorted(classes)}")
-    try:
-        import dask_jobqueue
-    except ImportError as exc:
-        raise InputError("jobqueue_cluster needs dask-jobqueue: pip install dask-jobqueue") from exc
-    cluster = getattr(dask_jobqueue, cls_name)(**kwargs)
-    if n_jobs:
-        cluster.scale(jobs=int(n_jobs))
-    return cluster
 
 
 # -- what runs on a worker -------------------------------------------------------
@@ -416,97 +392,6 @@ def _static_property_check(potential: Potential, properties) -> None:
         raise InputError(f"{potential.name}: the built-in MLIP predicts no {', '.join(want)}")
 
 
-# -- runners -----------------------------------------------------------------------
-class _SynchronousRunner:
-    """Configurations one after another in this process."""
-
-    def __init__(self, blob, token, properties, warm_start):
-        self.args = (blob, token, properties, warm_start)
-        self.queue: deque = deque()
-
-    def submit(self, cid, attempt):
-        self.queue.append((cid, attempt))
-
-    def run(self, tasks, system_of):
-        self.queue.extend(tasks)
-        blob, token, props, warm = self.args
-        while self.queue:
-            cid, attempt = self.queue.popleft()
-            yield _label_task(blob, token, cid, attempt, system_of(cid), props, warm)
-
-    def close(self):
-        _WORKER_POTENTIALS.pop(self.args[1], None)
-
-
-class _DaskRunner:
-    """Tasks on a Dask cluster, results handed back as they complete."""
-
-    def __init__(self, blob, token, properties, warm_start, scheduler=None, n_workers=2, window=None):
-        from distributed import Client, LocalCluster
-        self.owned = []
-        if not (scheduler is None or isinstance(scheduler, (str, Client)) or hasattr(scheduler, "scheduler_address")):
-            raise InputError(f"scheduler {scheduler!r}: expected None, 'synchronous', a scheduler address, "
-                             "a distributed.Client or a Dask cluster")
-        try:
-            if scheduler is None:
-                cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-                self.owned.append(cluster)
-                client = Client(cluster)
-                self.owned.insert(0, client)
-            elif isinstance(scheduler, Client):
-                client = scheduler
-            else:
-                client = Client(scheduler)
-                self.owned.append(client)
-            self.client = client
-            n = len(client.scheduler_info().get("workers", {})) or int(n_workers)
-            self.window = int(window) if window else max(8, 4 * n)
-            self.args = (token, properties, warm_start)
-            self.blob = client.scatter(blob, broadcast=True)
-        except BaseException:
-            self.close()
-            raise
-        self.queue: deque = deque()
-
-    def submit(self, cid, attempt):
-        self.queue.append((cid, attempt))
-
-    def run(self, tasks, system_of):
-        from distributed import as_completed
-        self.queue.extend(tasks)
-        token, props, warm = self.args
-        what = {}
-        ac = as_completed()
-
-        def fill():
-            while self.queue and ac.count() < self.window:
-                cid, attempt = self.queue.popleft()
-                fut = self.client.submit(_label_task, self.blob, token, cid, attempt, system_of(cid), props, warm,
-                                         pure=False)
-                what[fut.key] = (cid, attempt)
-                ac.add(fut)
-
-        fill()
-        for fut in ac:
-            cid, attempt = what.pop(fut.key)
-            try:
-                out = fut.result()
-            except Exception as exc:   # e.g. KilledWorker: the worker died on this configuration
-                out = {"id": cid, "attempt": attempt, "ok": False, "error": f"{type(exc).__name__}: {exc}",
-                       "traceback": "", "wall_time": 0.0, "worker": ""}
-            fut.release()
-            yield out
-            fill()
-
-    def close(self):
-        for obj in self.owned:
-            try:
-                obj.close()
-            except Exception:  # closing a cluster that is already gone
-                pass
-
-
 # -- stores --------------------------------------------------------------------------
 @dataclass
 class _State:
@@ -574,7 +459,7 @@ class _Store:
         self.lock_path = path + ".label-lock"
 
     def locked(self):
-        return _FileLock(self.lock_path, self.path)
+        return FileLock(self.lock_path, self.path)
 
     def _open_ledger(self, header: dict) -> list:
         self.ledger.repaired = 0
@@ -584,7 +469,7 @@ class _Store:
                 raise InputError(f"{self.path} exists but {self.ledger.path} does not: not a label file this "
                                  "job can resume; move it away or pass overwrite=True")
             self.ledger.append(header)
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             return [header]
         first = entries[0]
         if first.get("event") != "header" or first.get("format") != LEDGER_FORMAT:
@@ -668,7 +553,7 @@ class _ExtxyzStore(_Store):
                 os.fsync(fh.fileno())
             repaired += size - end
         self.fh = open(self.path, "ab")
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         self.size = end
         return _State({cid: e["hash"] for cid, e in done.items()}, self._failures(entries, done), repaired)
 
@@ -768,30 +653,6 @@ def _open_store(output: str) -> _Store:
     return _ExtxyzStore(output)
 
 
-class _FileLock:
-    """An exclusive ``flock`` on ``path`` (released by the kernel when the holder dies)."""
-
-    def __init__(self, path, what):
-        self.path, self.what, self.fd = path, what, None
-
-    def __enter__(self):
-        import fcntl
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
-            raise InputError(f"{self.what}: another labelling job is writing it (lock {self.path})") from None
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-        self.fd = None
-
-
 class _null:
     def __enter__(self):
         return None
@@ -856,21 +717,11 @@ def _check_properties(properties) -> tuple:
     return props
 
 
-def _pickler():
-    """cloudpickle (ships with dask; also pickles lambdas and classes defined in scripts), else pickle."""
-    try:
-        import cloudpickle
-        return cloudpickle
-    except ImportError:  # synchronous labelling without dask installed
-        import pickle
-        return pickle
-
-
 def _pickle_potential(potential) -> bytes:
     if not isinstance(potential, Potential) and not callable(potential):
         raise InputError(f"potential: expected a Potential or a factory returning one, got {type(potential).__name__}")
     try:
-        return _pickler().dumps(potential)
+        return cluster.pickler().dumps(potential)
     except Exception as exc:
         name = getattr(potential, "name", type(potential).__name__)
         raise InputError(f"{name}: cannot be pickled for the workers ({type(exc).__name__}: {exc}); pass a "
@@ -878,7 +729,7 @@ def _pickle_potential(potential) -> bytes:
 
 
 def _load_potential(blob: bytes) -> Potential:
-    obj = _pickler().loads(blob)
+    obj = cluster.pickler().loads(blob)
     if not isinstance(obj, Potential):
         obj = obj()
         if not isinstance(obj, Potential):
@@ -891,20 +742,6 @@ def _progress(enabled: bool, total: int, initial: int):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc="label", unit="conf")
-
-
-def _fsync_dir(path: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _json_default(obj):

@@ -319,7 +319,7 @@ class _LevelChecks:
         if kind == "delta":
             base_lv = lv["baseline"]
             base_pot = getattr(pot, "baseline", pot)
-            out = [(f"baseline.", *_model_key(base_lv), bare(base_pot), base_lv["kind"])]
+            out = [("baseline.", *_model_key(base_lv), bare(base_pot), base_lv["kind"])]
             if lv.get("correction") is not None and hasattr(pot, "correction"):
                 out.append(("", "correction", lv["correction"], pot.correction, "mlip"))
             return out

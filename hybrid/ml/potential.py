@@ -8,7 +8,6 @@ both by one backward pass. The virial is returned for periodic systems.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..neighbors import neighbor_pairs
