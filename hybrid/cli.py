@@ -5,6 +5,9 @@
     hybrid run --overwrite CONFIG.toml     start again, replacing its outputs
     hybrid check CONFIG.toml               validate the configuration, build every level, check it
                                            against the structure and evaluate step 0 once; no output
+    hybrid sample CONFIG.toml              run (or resume) its [sampling] section: PIMD, hybrid MC,
+                                           free energies between levels or umbrella sampling
+                                           (hybrid.md.sample); the report goes to <output>/sampling/
 
     hybrid --version                       the installed version
 
@@ -13,11 +16,13 @@ Exit codes:
     0  success
     1  the run stopped (SCF failure, NaN/inf, a second Ctrl-C, a full disk);
        outputs keep every completed step and the last checkpoint is intact
-       (a failure at step 0 leaves no outputs; ``check`` exits 1 for it too)
+       (a failure at step 0 leaves no outputs; ``check`` exits 1 for it too);
+       ``sample``: a task failed twice (the others are stored; rerun to retry it)
     2  a bad configuration, input file or command line, found before any
        output is created (``check`` and ``run`` alike: :mod:`hybrid.md.preflight`)
     3  SIGTERM or Ctrl-C: the run stopped after the current step with a
        checkpoint there and every output flushed; `hybrid run --resume` goes on
+       (``sample``: the finished tasks are stored; the same command goes on)
 """
 from __future__ import annotations
 
@@ -43,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     c = sub.add_parser("check", help="validate a configuration and build its model, without running")
     c.add_argument("config")
+    m = sub.add_parser("sample", help="run or resume the [sampling] section of a configuration")
+    m.add_argument("config")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -66,6 +74,8 @@ def _main(argv=None) -> int:
         cfg = load_config(args.config)
         if args.command == "check":
             return _check(args.config, cfg)
+        if args.command == "sample":
+            return _sample(args)
         from .md.runner import RunFailed, RunInterrupted, Runner
         runner = Runner(cfg, resume=args.resume, overwrite=args.overwrite,
                         progress=False if args.no_progress else None)
@@ -90,6 +100,22 @@ def _main(argv=None) -> int:
             raise
         print(f"hybrid {args.command}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+
+
+def _sample(args) -> int:
+    from .md import sample
+    try:
+        report = sample.run(args.config, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("hybrid sample: interrupted; the finished tasks are stored, the same command goes on",
+              file=sys.stderr)
+        return 3
+    except sample.TaskFailed as exc:
+        print(f"hybrid sample: {exc}", file=sys.stderr)
+        return 1
+    print(report.read_text())
+    print(f"written: {report.parent}")
+    return 0
 
 
 def _check(path, cfg) -> int:

@@ -138,7 +138,7 @@ def ge(lo):
 
 class Key:
     """One setting: its type ("str", "int", "float", "bool", "path", "table",
-    "ints", "vec3"), default (``REQUIRED`` if none), allowed choices,
+    "ints", "floats", "vec3"), default (``REQUIRED`` if none), allowed choices,
     further checks and a one-line doc (used in "missing" messages)."""
 
     def __init__(self, kind, default=REQUIRED, *, choices=None, checks=(), doc="", must_exist=True,
@@ -182,6 +182,12 @@ class Key:
         if k == "ints":
             if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
                 return value, "must be a non-empty list of integers"
+        if k == "floats":
+            if not isinstance(value, list) or not value or not all(_is_num(v) for v in value):
+                return value, "must be a non-empty list of numbers"
+            value = [float(v) for v in value]
+            if not all(math.isfinite(v) for v in value):
+                return value, "must be finite numbers"
         if k == "vec3":
             if not isinstance(value, list) or len(value) != 3 or not all(_is_num(v) for v in value):
                 return value, "must be a list of 3 numbers"
@@ -351,7 +357,94 @@ def _output_schema():
     }
 
 
-TOP = {"structure": _structure_schema, "levels": None, "md": _md_schema, "output": _output_schema, "mm": _mm_schema}
+SAMPLING_METHODS = ("pimd", "hmc", "free-energy", "umbrella")
+
+
+def _sampling_schema():
+    return {
+        "method": Key("str", choices=SAMPLING_METHODS,
+                      doc="pimd: ring-polymer MD (first level on every bead, the levels above contracted); hmc: "
+                          "hybrid Monte Carlo, trajectories on the first level, accepted with the whole model; "
+                          "free-energy: ΔA from the first level to the whole model over λ windows; umbrella: "
+                          "F(ξ) along `cv` on the first level, reweighted to the whole model"),
+        "replicas": Key("int", 1, checks=(ge(1),),
+                        doc="pimd, hmc: independent ring polymers / chains, seeds seed, seed+1, ... (one task each)"),
+        "workers": Key("int", 1, checks=(ge(1),),
+                       doc="Dask worker processes running the tasks side by side; 1: one after another in this "
+                           "process"),
+        "scheduler": Key("str", None, doc="a Dask scheduler address (tcp://host:8786) to run the tasks on "
+                                          "instead of a local cluster"),
+        "beads": Key("int", 16, checks=(ge(1),), doc="pimd: ring-polymer beads P"),
+        "contracted_beads": Key("int", None, checks=(ge(1),),
+                                doc="pimd: beads the levels above the first are evaluated on (1: the centroid); "
+                                    "default: every bead"),
+        "equilibration": Key("int", 0, checks=(ge(0),),
+                             doc="pimd: steps, other methods: iterations (per window), run before the first sample"),
+        "sample_every": Key("int", 10, checks=(ge(1),), doc="pimd: steps between samples"),
+        "friction_per_ps": Key("float", 10.0, checks=(gt(0),), doc="pimd: PILE friction of the centroid (1/ps)"),
+        "isotopes": Key("table", {}, doc="{element = mass (amu)}, e.g. {H = 2.014}: isotopologues by mass alone"),
+        "iterations": Key("int", None, checks=(ge(1),),
+                          doc="hmc (per chain), free-energy and umbrella (per window): Monte Carlo iterations"),
+        "proposal_steps": Key("int", 20, checks=(ge(1),),
+                              doc="velocity-Verlet steps of [md] timestep_fs on the first level per proposal"),
+        "lambdas": Key("floats", None, doc="free-energy: window positions, increasing from 0 to 1"),
+        "cv": Key("table", None, doc="umbrella: the collective variable, {distance = [i, j]} (Å) or "
+                                     "{coordinate = [atom, axis]} (Å, axis 0-2); 0-based atom indices"),
+        "centres": Key("floats", None, doc="umbrella: window centres ξ_k"),
+        "kappa": Key("float", None, checks=(gt(0),), doc="umbrella: restraint force constant (eV per unit of ξ²)"),
+        "bins": Key("int", 30, checks=(ge(2),), doc="umbrella: histogram bins of F(ξ) between the extreme samples"),
+    }
+
+
+_SAMPLING_NEEDS = {"hmc": ("iterations",), "free-energy": ("iterations", "lambdas"),
+                   "umbrella": ("iterations", "cv", "centres", "kappa"), "pimd": ()}
+
+
+def _sampling(ck: "_Checker", sub, n_levels: int) -> Section | None:
+    """[sampling]: method-specific keys present, λ from 0 to 1, a known CV, known elements and positive masses."""
+    if not isinstance(sub, dict):
+        ck.error("", "sampling", sub, "must be a table")
+        return None
+    out = ck.table(sub, _sampling_schema(), "[sampling]")
+    method = out.get("method")
+    if method not in SAMPLING_METHODS:
+        return out
+    for key in _SAMPLING_NEEDS[method]:
+        if out.get(key) is None:
+            ck.error("[sampling]", key, REQUIRED,
+                     f"missing (method = \"{method}\" needs it: {_sampling_schema()[key].doc})")
+    lams = out.get("lambdas")
+    if method == "free-energy" and isinstance(lams, list):
+        if len(lams) < 2 or lams[0] != 0.0 or lams[-1] != 1.0 or any(b <= a for a, b in zip(lams, lams[1:])):
+            ck.error("[sampling]", "lambdas", lams, "must increase from 0 to 1 (at least the two end states)")
+    if method in ("free-energy",) and n_levels < 2:
+        ck.error("[sampling]", "method", method, "needs at least two [[levels]]: ΔA runs from the first level "
+                                                 "to the whole model")
+    cv = out.get("cv")
+    if method == "umbrella" and isinstance(cv, dict):
+        ok = (len(cv) == 1 and (("distance" in cv and isinstance(cv["distance"], list) and len(cv["distance"]) == 2
+                                 and all(_is_int(v) and v >= 0 for v in cv["distance"]))
+                                or ("coordinate" in cv and isinstance(cv["coordinate"], list)
+                                    and len(cv["coordinate"]) == 2 and all(_is_int(v) for v in cv["coordinate"])
+                                    and cv["coordinate"][0] >= 0 and cv["coordinate"][1] in (0, 1, 2))))
+        if not ok:
+            ck.error("[sampling]", "cv", cv, "must be {distance = [i, j]} or {coordinate = [atom, axis]} with "
+                                             "0-based atom indices and axis 0, 1 or 2")
+    if method == "umbrella" and isinstance(out.get("centres"), list) and len(out["centres"]) < 2:
+        ck.error("[sampling]", "centres", out["centres"], "needs at least 2 windows")
+    for el, mass in (out.get("isotopes") or {}).items():
+        from ase.data import atomic_numbers
+        if el not in atomic_numbers:
+            ck.error("[sampling]", f"isotopes.{el}", mass, "unknown element")
+        elif not (_is_num(mass) and math.isfinite(mass) and mass > 0):
+            ck.error("[sampling]", f"isotopes.{el}", mass, "must be a positive mass (amu)")
+    if method == "pimd" and out.get("contracted_beads") and out["contracted_beads"] > out.get("beads", 16):
+        ck.error("[sampling]", "contracted_beads", out["contracted_beads"], f"must be <= beads ({out.get('beads')})")
+    return out
+
+
+TOP = {"structure": _structure_schema, "levels": None, "md": _md_schema, "output": _output_schema, "mm": _mm_schema,
+       "sampling": _sampling_schema}
 TOP_DOC = {"title": Key("str", "", doc="a title for the summary plot")}
 
 
@@ -437,6 +530,12 @@ def validate(data: dict, source: str = "config.toml", base: Path | str = ".") ->
             cfg[name] = ck.table(sub, TOP[name](), f"[{name}]")
     cfg["levels"] = _levels(ck, data.get("levels", REQUIRED))
     cfg["mm"] = _mm(ck, data["mm"], cfg.get("structure")) if "mm" in data else None
+    levels_given = data.get("levels")
+    n_levels = len(levels_given) if isinstance(levels_given, list) else 0
+    if "sampling" in data:          # only when given: the fingerprint of MD-only files stays as it was
+        cfg["sampling"] = _sampling(ck, data["sampling"], n_levels)
+    if cfg.get("sampling") is not None and cfg["mm"] is not None:
+        ck.error("", "[sampling]", REQUIRED, "cannot be combined with [mm] (sampling runs the levels alone)")
     if "md" in cfg:
         _md_cross_checks(ck, cfg["md"])
     if "output" in cfg:
@@ -662,6 +761,8 @@ def config_fingerprint(cfg: Section) -> dict:
     walk(cfg, "")
     flat.pop("md.steps", None)
     flat.pop("output.progress", None)
+    for k in [k for k in flat if k.startswith("sampling")]:     # [sampling] does not change the MD trajectory
+        flat.pop(k)
     for p in input_files(cfg):
         flat[f"file {os.path.relpath(p, root)}"] = hashlib.sha256(p.read_bytes()).hexdigest()
     return flat
@@ -697,6 +798,7 @@ def config_hash(cfg: Section) -> str:
 def _type_name(key: Key) -> str:
     names = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "path": "path",
              "table": "table", "strs": "list of strings", "ints": "list of integers", "vec3": "[x, y, z]",
+             "floats": "list of numbers",
              "paths": "file name or list of file names"}
     t = names[key.kind]
     if key.suffixes:
@@ -754,7 +856,7 @@ def reference_tables() -> dict:
     """{block name: markdown table} of every table of a run file, from the schema :func:`validate` uses.
 
     Blocks: ``top``, ``structure``, ``levels`` (keys of every level), ``levels.<kind>`` (keys of one kind),
-    ``levels.pyscf.options``, ``region``, ``center``, ``mm``, ``md``, ``output``.
+    ``levels.pyscf.options``, ``region``, ``center``, ``mm``, ``md``, ``output``, ``sampling``.
     """
     common = ("name", "kind", "region", "process", "accept_energy_offset")
     out = {"top": _table(TOP_DOC), "structure": _table(_structure_schema())}
@@ -768,7 +870,7 @@ def reference_tables() -> dict:
     for name, key in _CENTER_KINDS.items():
         rows.append(f"| `{{{name} = {forms[name]}}}` | {_type_name(key)} | {key.doc} |")
     out["center"] = "\n".join(rows)
-    for name in ("mm", "md", "output"):
+    for name in ("mm", "md", "output", "sampling"):
         out[name] = _table(TOP[name]())
     return out
 
