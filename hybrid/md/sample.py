@@ -54,12 +54,12 @@ _SETUPS: dict = {}
 
 def setup(config_path) -> Setup:
     """The levels of ``config_path`` built once per process (checked as ``hybrid check`` does)."""
-    key = str(Path(config_path).resolve())
-    if key not in _SETUPS:
+    cfg = load_config(config_path)
+    key = (str(cfg["path"]), cfg["hash"], repr(sorted(cfg["sampling"]["isotopes"].items())))
+    if key not in _SETUPS:               # the file, its levels' settings and inputs, and the masses
         from ..potential import LinearCombination
         from ..sampling.hmc import default_masses
         from .preflight import preflight
-        cfg = load_config(config_path)
         pre = preflight(cfg, stream=io.StringIO())
         terms = pre.model.potential.terms
         first = terms[0][1]

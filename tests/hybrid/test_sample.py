@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = f"""
 title = "trimer"
 [structure]
-file = "{ROOT / 'examples' / 'sampling' / 'trimer.xyz'}"
+file = "trimer.xyz"
 [[levels]]
 name = "mlip"
 kind = "mlip"
@@ -36,6 +36,12 @@ directory = "out"
 
 
 def write(tmp_path, sampling: str, base: str = BASE) -> Path:
+    from ase import Atoms
+    from ase.io import write as write_xyz
+
+    from hybrid.build import water_cluster
+    s = water_cluster(3, seed=0)
+    write_xyz(tmp_path / "trimer.xyz", Atoms(numbers=s.numbers, positions=s.positions))
     path = tmp_path / "run.toml"
     path.write_text(base + "[sampling]\n" + sampling)
     return path
@@ -113,6 +119,6 @@ def test_free_energy_needs_two_levels_and_sample_needs_the_table(tmp_path, capsy
     assert main(["sample", str(cfg)]) == 2
     assert "needs at least two [[levels]]" in capsys.readouterr().err
     path = tmp_path / "md.toml"
-    path.write_text(BASE)
+    path.write_text(BASE)           # the trimer is there from write() above
     assert main(["sample", str(path)]) == 2
     assert "no [sampling] table" in capsys.readouterr().err
