@@ -90,8 +90,9 @@ def run_tasks(tasks: dict, directory, *, scheduler=None, n_workers: int = 2, max
             stored = pickle.loads(path.read_bytes())
             if _canonical(stored["inputs"]) != _canonical(task.inputs):
                 raise InputError(
-                    f"{path}: stored for inputs {stored['inputs']} but the task {name!r} now has inputs "
-                    f"{task.inputs}; use another directory, or delete the file to recompute it")
+                    f"{path}: stored for other inputs than task {name!r} now has "
+                    f"({_differences(stored['inputs'], task.inputs)}); use another directory, or delete the "
+                    "file to recompute it")
             values[name] = stored["value"]
             resumed.append(name)
         pending = [n for n in tasks if n not in values]
@@ -139,6 +140,15 @@ def _run(tasks, pending, directory, scheduler, n_workers, max_attempts, progress
 
 def _call_task(fn, args, kwargs):
     return fn(*args, **kwargs)
+
+
+def _differences(old, new, prefix: str = "") -> str:
+    """The keys whose values differ, as 'key: old -> new', nested keys dotted."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        parts = [_differences(old.get(k), new.get(k), f"{prefix}{k}.")
+                 for k in sorted(set(old) | set(new), key=str) if _canonical(old.get(k)) != _canonical(new.get(k))]
+        return "; ".join(parts)
+    return f"{prefix.rstrip('.') or 'inputs'}: {old!r} -> {new!r}"
 
 
 def _canonical(inputs) -> str:

@@ -164,7 +164,10 @@ def run(config_path, progress: bool = False) -> Path:
     method = sp["method"]
     out = Path(cfg["output"]["directory"]) / "sampling"
     names = [f"{method}_{k}" for k in range(n_tasks(cfg))]
-    inputs = {"config_hash": cfg["hash"], "sampling": {k: v for k, v in sp.items()}}
+    # what defines a task's result: the levels, structure and [md] (config hash), the steps, and the
+    # [sampling] keys other than where tasks run and how the report bins them
+    inputs = {"config_hash": cfg["hash"], "steps": cfg["md"]["steps"],
+              "sampling": {k: v for k, v in sp.items() if k not in ("workers", "scheduler", "bins")}}
     tasks = {name: Task(task, (str(cfg["path"]), method, k), inputs={**inputs, "index": k})
              for k, name in enumerate(names)}
     workers = sp["workers"]
@@ -197,9 +200,6 @@ def _combine(pairs):
 
 
 def _report_pimd(cfg, runs, out: Path) -> list:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from ase.data import chemical_symbols
     s = setup(cfg["path"])
     numbers = s.system.numbers
@@ -211,7 +211,7 @@ def _report_pimd(cfg, runs, out: Path) -> list:
              f"classical 3/2 kT = {1.5e3 * KB_EV * cfg['md']['temperature_K']:.1f} meV.", "",
              "| element | mass (amu) | K centroid-virial | K primitive |", "|---|---|---|---|"]
     rows = {"replica": [], "sample": []}
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _axes()
     for z in sorted(set(int(v) for v in numbers)):
         idx = np.flatnonzero(numbers == z)
         kv = _combine([r.kinetic(idx) for r in runs])
@@ -232,25 +232,17 @@ def _report_pimd(cfg, runs, out: Path) -> list:
     evals = runs[0].evaluations
     wall = sum(r.wall for r in runs)
     lines += ["", f"Evaluations per replica: {evals}; wall {wall:.0f} s in all."]
-    ax.set_xlabel("time (ps)")
-    ax.set_ylabel("running mean of K per atom (meV), centroid virial")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "plot.png", dpi=120)
-    plt.close(fig)
+    _save(fig, ax, out / "plot.png", "time (ps)", "running mean of K per atom (meV), centroid virial")
     _csv(out / "samples.csv", rows)
     return lines
 
 
 def _report_hmc(cfg, runs, out: Path) -> list:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     lines = [f"Hybrid MC on the whole model, proposals of {cfg['sampling']['proposal_steps']} steps of "
              f"{cfg['md']['timestep_fs']:g} fs on the first level, {cfg['md']['temperature_K']:g} K.", "",
              "| chain | iterations | acceptance | g (U) | model calls per effective sample | ⟨U⟩ (eV) |",
              "|---|---|---|---|---|---|"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _axes()
     rows = {"chain": [], "iteration": [], "U_eV": [], "accepted": []}
     for k, r in enumerate(runs):
         m, e = _mean_err(r.energies)
@@ -261,22 +253,13 @@ def _report_hmc(cfg, runs, out: Path) -> list:
         rows["iteration"] += list(range(len(r.energies)))
         rows["U_eV"] += list(r.energies)
         rows["accepted"] += [int(a) for a in r.accepted]
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("U_model - U_0 (eV)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "plot.png", dpi=120)
-    plt.close(fig)
+    _save(fig, ax, out / "plot.png", "iteration", "U_model - U_0 (eV)")
     _csv(out / "samples.csv", rows)
     return lines
 
 
 def _report_free_energy(cfg, runs, out: Path) -> list:
     import warnings
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from ..sampling.coupling import energies_at
     from ..sampling.estimators import bar, exponential_averaging, mbar, thermodynamic_integration
@@ -302,13 +285,9 @@ def _report_free_energy(cfg, runs, out: Path) -> list:
     means = [_mean_err(d) for d in du]
     for lam, r, (m, e) in zip(lams, runs, means):
         lines.append(f"| {lam:g} | {r.acceptance_rate:.2f} | {m:.5f} ± {e:.5f} |")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _axes()
     ax.errorbar(lams, [m for m, _ in means], yerr=[e for _, e in means], marker="o", capsize=3)
-    ax.set_xlabel("λ")
-    ax.set_ylabel("⟨U_model − U_first⟩_λ (eV)")
-    fig.tight_layout()
-    fig.savefig(out / "plot.png", dpi=120)
-    plt.close(fig)
+    _save(fig, ax, out / "plot.png", "λ", "⟨U_model − U_first⟩_λ (eV)", legend=False)
     _csv(out / "samples.csv", {"lambda": np.concatenate([[lam] * len(e) for lam, e in zip(lams, ends)]),
                                "U_first_eV": np.concatenate([e[:, 0] for e in ends]),
                                "U_model_eV": np.concatenate([e[:, 1] for e in ends])})
@@ -340,6 +319,24 @@ def _report_umbrella(cfg, runs, out: Path) -> list:
             "U_model_minus_first_eV": np.concatenate([r.observables[:, 1] for r in runs])}
     _csv(out / "samples.csv", rows)
     return lines
+
+
+def _axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(6, 4))
+
+
+def _save(fig, ax, path: Path, xlabel: str, ylabel: str, legend: bool = True) -> None:
+    import matplotlib.pyplot as plt
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _csv(path: Path, columns: dict) -> None:

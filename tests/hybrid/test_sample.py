@@ -62,7 +62,8 @@ def test_hmc_chains_resume_and_refuse_changed_settings(tmp_path, capsys):
     cfg = write(tmp_path, 'method = "hmc"\niterations = 9\nreplicas = 2\nproposal_steps = 5\n')
     capsys.readouterr()
     assert main(["sample", str(cfg), "--no-progress"]) == 2
-    assert "hmc_0.pkl: stored for inputs" in capsys.readouterr().err
+    assert "hmc_0.pkl: stored for other inputs than task 'hmc_0' now has (sampling.iterations: 8 -> 9)" in \
+        capsys.readouterr().err
 
 
 def test_free_energy_estimators_agree(tmp_path):
