@@ -225,14 +225,14 @@ def _report_pimd(cfg, runs, out: Path) -> list:
             series = r.kinetic_virial[:, idx].sum(1) * per
             rows[col] += list(series)
             t = np.arange(1, len(series) + 1) * r.info["sample_every"] * r.info["timestep"] / 1000
-            ax.plot(t, np.cumsum(series) / np.arange(1, len(series) + 1), label=chemical_symbols[z])
+            ax.plot(t, np.cumsum(series) / np.arange(1, len(series) + 1), label=f"{chemical_symbols[z]}, centroid virial")
     for k, r in enumerate(runs):
         rows["replica"] += [k] * len(r.potential)
         rows["sample"] += list(range(len(r.potential)))
     evals = runs[0].evaluations
     wall = sum(r.wall for r in runs)
     lines += ["", f"Evaluations per replica: {evals}; wall {wall:.0f} s in all."]
-    _save(fig, ax, out / "plot.png", "time (ps)", "running mean of K per atom (meV), centroid virial")
+    _save(fig, ax, out / "plot.png", "time (ps)", "running mean of K per atom (meV)")
     _csv(out / "samples.csv", rows)
     return lines
 
