@@ -225,7 +225,8 @@ def _report_pimd(cfg, runs, out: Path) -> list:
             series = r.kinetic_virial[:, idx].sum(1) * per
             rows[col] += list(series)
             t = np.arange(1, len(series) + 1) * r.info["sample_every"] * r.info["timestep"] / 1000
-            ax.plot(t, np.cumsum(series) / np.arange(1, len(series) + 1), label=f"{chemical_symbols[z]}, centroid virial")
+            running = np.cumsum(series) / np.arange(1, len(series) + 1)
+            ax.plot(t, running, label=f"{chemical_symbols[z]}, centroid virial")
     for k, r in enumerate(runs):
         rows["replica"] += [k] * len(r.potential)
         rows["sample"] += list(range(len(r.potential)))
