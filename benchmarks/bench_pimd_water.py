@@ -19,7 +19,7 @@ The time step's own bias is measured beside them: 16 three-dimensional harmonic 
 O–H stretch frequency (3700 cm⁻¹), P beads, 300 K, the same integrator at 0.5 and 0.25 fs, against the
 exact P-bead value (:func:`hybrid.sampling.path_integral.harmonic_ring_energy`, K = E/2).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_pimd_water.py     # ~70 min on one core
+    OMP_NUM_THREADS=1 python benchmarks/bench_pimd_water.py     # ~80 min on one core
 """
 from __future__ import annotations
 
