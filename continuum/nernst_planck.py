@@ -481,6 +481,89 @@ class PoissonNernstPlanck(_FiniteVolumeSystem):
             x[self._offset(k)::nv] = conc[k]
         return x
 
+    def steady(self, initial=None, tol: float = 1e-10, max_iter: int = 100) -> Solution:
+        """Steady state.  ``initial``: a :class:`Solution` or an (M, n) concentration array (mol/m³).
+
+        Without ``initial``, Newton starts from the Poisson–Boltzmann solution with the same potential
+        boundary conditions (:meth:`boltzmann_guess`), which holds the double layers a linear potential
+        guess lacks; if that fails, from the linear guess; if that fails too, by continuation in the
+        boundary potentials (0 → the given values, steps of 1/4 halved on failure down to 1/64, each
+        solve starting from the last).
+        A failure of all three raises RuntimeError saying what was tried and what to change.
+        """
+        if initial is not None:
+            return super().steady(initial, tol, max_iter)
+        tried = []
+        for name, start in (("a Poisson–Boltzmann guess", self.boltzmann_guess),
+                            ("a linear potential guess", lambda: self._initial_vector(None))):
+            try:
+                x, J, it = self._newton(start(), tol, max_iter)
+                return self._solution(x, J, it)
+            except (RuntimeError, ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+                tried.append(f"from {name}: {exc}")
+        try:
+            return self._continuation(tol, max_iter)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            tried.append(f"by continuation in the boundary potentials: {exc}")
+        raise RuntimeError(
+            "steady PNP did not converge (" + "; ".join(tried) + "). Try a grid that resolves the Debye "
+            "length at charged walls (Grid.graded with a first cell of about λ_D/50), a larger max_iter, or "
+            "continuation by hand: solve an easier problem (lower voltage, closer concentrations) and pass "
+            "its Solution as initial")
+
+    def boltzmann_guess(self) -> np.ndarray:
+        """Unknown vector of the Poisson–Boltzmann equilibrium with this problem's potential boundary
+        conditions: c_k = c_k⁰ exp(−z_k φ/V_T − W_k/k_B T), c_k⁰ fixed by the species' Dirichlet
+        concentration at the end whose potential is Dirichlet (the other end if the species has none there).
+        Raises ValueError when a species has no Dirichlet concentration at either end."""
+        ref = "right" if isinstance(self.right, Dirichlet) else "left"
+        other = "left" if ref == "right" else "right"
+        c0 = np.empty(len(self.species))
+        for k, sp_ in enumerate(self.species):
+            side = ref if isinstance(getattr(sp_, ref), Dirichlet) else other
+            bc = getattr(sp_, side)
+            if not isinstance(bc, Dirichlet):
+                raise ValueError(f"species {sp_.name!r} has no Dirichlet concentration for a Boltzmann guess")
+            end = -1 if side == "right" else 0
+            phi_end = getattr(self, side).value if isinstance(getattr(self, side), Dirichlet) else \
+                getattr(self, ref).value
+            c0[k] = bc.value * np.exp(self._z[k] * phi_end / self.vt + self._w[k, end])
+        kt = K_B * self.temperature
+        pmfs = [self._w[k, 1:-1] * kt for k in range(len(self.species))]
+        phi_nodes, conc = poisson_boltzmann(self.grid, c0, self._z, self.temperature, self._eps_faces / EPS0,
+                                            self.left, self.right, pmfs=pmfs, fixed_charge=self._rho_fixed)
+        x = np.zeros(self.grid.n_cells * self._nv)
+        x[0::self._nv] = phi_nodes[1:-1]
+        for k in range(len(self.species)):
+            x[self._offset(k)::self._nv] = conc[k]
+        return x
+
+    def _continuation(self, tol, max_iter) -> Solution:
+        """Raise the Dirichlet boundary potentials from 0 to their values, halving the step on failure."""
+        import copy
+        target = (self.left, self.right)
+
+        def at(s):
+            sub = copy.copy(self)
+            sub.left, sub.right = (Dirichlet(bc.value * s) if isinstance(bc, Dirichlet) else bc for bc in target)
+            sub._phi_affine = sub._node_affine(sub.left, sub.right, "potential")
+            return sub
+
+        s, ds = 0.0, 0.25
+        x, J, it = at(0.0)._newton(at(0.0)._initial_vector(None), tol, max_iter)
+        while s < 1.0:
+            trial = min(1.0, s + ds)
+            try:
+                x_new, J, it = at(trial)._newton(x.copy(), tol, max_iter)
+            except (RuntimeError, np.linalg.LinAlgError, FloatingPointError):
+                ds /= 2
+                if ds < 1.0 / 64:
+                    raise RuntimeError(f"continuation stalled at {100 * s:.0f} % of the boundary potentials")
+                continue
+            s, x = trial, x_new
+            ds = min(2 * ds, 0.5)
+        return self._solution(x, J, it)
+
     def _linear_potential_guess(self):
         values = [bc.value if isinstance(bc, Dirichlet) else None for bc in (self.left, self.right)]
         known = [v for v in values if v is not None]

@@ -163,3 +163,45 @@ def test_graded_grid():
     g = Grid.graded(20.0, 1600, 0.0025)
     assert g.widths[0] == pytest.approx(0.0025) and g.length == pytest.approx(20.0)
     assert np.all(np.diff(g.widths) > 0) and g.n_cells == 1600
+
+
+@pytest.mark.parametrize("c0", [1.0, 100.0, 1000.0])               # 1 mM, 0.1 M, 1 M
+@pytest.mark.parametrize("n_debye", [1, 12, 200])
+def test_steady_pnp_converges_with_defaults_across_concentrations_and_domains(c0, n_debye):
+    """A 100 mV blocking wall: Gouy–Chapman with default settings, 1 mM–1 M, 1–200 Debye lengths. From the
+    old linear potential guess Newton failed beyond ~50 λ_D (0.1 M over 100 nm needed ~200 iterations)."""
+    eps_r, phi0 = 79.0, 0.1
+    lam = debye_length([c0, c0], [1, -1], eps_r, T)
+    grid = Grid.graded(n_debye * lam, 160, lam / 60) if n_debye > 2 else Grid.uniform(n_debye * lam, 160)
+    species = [Species("Na+", 1, 1.33e-9, Flux(0.0), Dirichlet(c0)),
+               Species("Cl-", -1, 2.03e-9, Flux(0.0), Dirichlet(c0))]
+    system = PoissonNernstPlanck(grid, species, T, eps_r, Dirichlet(phi0), Dirichlet(0.0))
+    sol = system.steady()
+    assert np.max(np.abs(sol.fluxes)) < 1e-9 * 1.33e-9 * c0 / lam
+    if n_debye >= 12:         # a half-space: the closed form applies
+        ref = gouy_chapman_potential(sol.grid.nodes, phi0, c0, 1, eps_r, T)
+        assert np.max(np.abs(sol.potential - ref)) < 0.5e-3
+    # the linear guess alone (the old default) fails on the long domains
+    if n_debye == 200:
+        with pytest.raises(RuntimeError, match="did not converge"):
+            system._newton(system._initial_vector(None), 1e-10, 100)
+
+
+def test_driven_pnp_converges_and_continuation_agrees():
+    """10:1 concentration ratio and 0.2 V across 200 Debye lengths: a conserved flux; the continuation in the
+    boundary potentials (the last fallback) reaches the same steady state."""
+    c0 = 100.0
+    lam = debye_length([c0, c0], [1, -1], 79.0, T)
+    grid = Grid.graded(200 * lam, 160, lam / 60)
+    species = [Species("Na+", 1, 1.33e-9, Dirichlet(c0), Dirichlet(c0 / 10)),
+               Species("Cl-", -1, 2.03e-9, Dirichlet(c0), Dirichlet(c0 / 10))]
+    system = PoissonNernstPlanck(grid, species, T, 79.0, Dirichlet(0.2), Dirichlet(0.0))
+    sol = system.steady()
+    for k in range(2):
+        assert np.ptp(sol.fluxes[k]) < 1e-8 * np.abs(sol.fluxes[k]).max()
+    cont = system._continuation(1e-10, 100)
+    assert np.allclose(cont.potential, sol.potential, atol=1e-9)
+    assert np.allclose(cont.concentrations, sol.concentrations, rtol=1e-8)
+    with pytest.raises(RuntimeError, match="Poisson–Boltzmann guess.*linear potential guess.*continuation.*"
+                                           "Grid.graded"):
+        system.steady(max_iter=1)
