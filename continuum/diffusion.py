@@ -45,6 +45,14 @@ from .profiles import Profile
 # ---------------------------------------------------------------------------
 # data preparation
 
+def _check_dt_lag(dt, lag) -> None:
+    """dt > 0 (s) and lag an integer >= 1 (frames), else ValueError naming the argument."""
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be the positive time between frames in s, got {dt}")
+    if isinstance(lag, bool) or int(lag) != lag or lag < 1:
+        raise ValueError(f"lag must be an integer number of frames >= 1, got {lag}")
+
+
 def _bins(positions, edges, periodic):
     """(F, W) bin index of each position, −1 outside the edges."""
     edges = np.asarray(edges, dtype=float)
@@ -59,8 +67,8 @@ def transition_counts(positions, edges, lag: int, periodic: bool = False) -> np.
     """N_ji: transitions from bin i at frame t to bin j at frame t + lag,
     every frame used as a time origin.  positions: (F, W); edges: (n+1,).
     Returns (n, n) with N[j, i]."""
-    if lag < 1:
-        raise ValueError(f"lag must be at least one frame, got {lag}")
+    if isinstance(lag, bool) or int(lag) != lag or lag < 1:
+        raise ValueError(f"lag must be an integer number of frames >= 1, got {lag}")
     b = _bins(positions, edges, periodic)
     if b.shape[0] <= lag:
         raise ValueError(f"need more than lag={lag} frames, got {b.shape[0]}")
@@ -193,6 +201,7 @@ def estimate_diffusion_profile(positions, edges, dt: float, lag: int, temperatur
     the axis is periodic with period edges[-1] − edges[0];
     smoothness: σ of a Gaussian prior on ln D_{e+1} − ln D_e (None: pure ML).
     """
+    _check_dt_lag(dt, lag)
     edges = np.asarray(edges, dtype=float)
     widths = np.diff(edges)
     if edges.ndim != 1 or edges.size < 3 or not np.allclose(widths, widths[0], rtol=1e-9):
@@ -265,7 +274,10 @@ def msd_in_bins(positions, edges, dt: float, lag: int, periodic: bool = False):
     counts (n,)); errors assume ~Gaussian displacements,
     σ_D = D sqrt(2 lag / N_i) (overlapping origins counted once per lag).
     """
+    _check_dt_lag(dt, lag)
     x = np.asarray(positions, dtype=float)
+    if x.shape[0] <= lag:
+        raise ValueError(f"need more than lag={lag} frames, got {x.shape[0]}")
     b = _bins(x[:-lag], edges, periodic).ravel()
     disp = (x[lag:] - x[:-lag]).ravel()
     n = len(edges) - 1
@@ -299,6 +311,8 @@ class LagScan:
 def lag_scan(positions, edges, dt: float, lags, temperature: float = 298.15,
              periodic: bool = False, smoothness: float | None = None) -> LagScan:
     """Run the propagator and MSD-in-bin estimators at each lag (frames)."""
+    for lag in np.atleast_1d(lags):
+        _check_dt_lag(dt, lag)
     lags = np.asarray(lags, dtype=int)
     D_ml, F_ml, D_msd, t_imp = [], [], [], []
     for lag in lags:

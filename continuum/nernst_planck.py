@@ -599,6 +599,9 @@ def poisson_boltzmann(grid: Grid, bulk_concentrations, valences, temperature: fl
     z = np.atleast_1d(np.asarray(valences, dtype=float))
     if c0.shape != z.shape:
         raise ValueError(f"bulk_concentrations {c0.shape} and valences {z.shape} differ in shape")
+    bad = np.flatnonzero(~(c0 >= 0))
+    if bad.size:
+        raise ValueError(f"bulk_concentrations[{bad[0]}] = {c0[bad[0]]}: concentrations must be >= 0 (mol/m³)")
     vt = GAS_CONSTANT * temperature / FARADAY
     w = np.zeros((z.size, grid.n_cells)) if pmfs is None else np.array(
         [sample(p, grid.centers, "pmf") for p in pmfs]) / (K_B * temperature)

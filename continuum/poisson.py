@@ -103,6 +103,9 @@ def potential_from_profile(charge: Profile, convention: str = "vacuum", eps_r: f
     """
     if charge.edges is None:
         raise ValueError("potential_from_profile needs a binned profile (Profile.edges)")
+    if charge.unit != "C/m^3":
+        raise ValueError(f"potential_from_profile needs a charge density in C/m^3, got a {charge.quantity!r} "
+                         f"profile in {charge.unit!r}: use density_profile(..., weights=\"charge\")")
     res = solve_poisson_1d(charge.edges, charge.values, convention, eps_r, surface_charge, reference)
     phi_err = field_err = phi_blocks = None
     if charge.blocks is not None and len(charge.blocks) > 1:

@@ -162,16 +162,31 @@ def density_profile(trajectory, axis: int = 2, bins=100, range_=None, atoms=None
         if w.shape != (trajectory.n_atoms,):
             raise ValueError(f"weights have shape {w.shape}, expected ({trajectory.n_atoms},)")
         w, quantity, unit, factor = w[sel], "weighted density", "1/m^3", 1.0
+    if sel.size == 0:
+        raise ValueError("atoms: the selection is empty: no atom to count")
     z = trajectory.coordinate(axis)[:, sel]                       # (F, n) Å
     areas = trajectory.area(axis) if area is None else np.full(trajectory.n_frames, float(area))
     if np.any(areas <= 0):
         raise ValueError("cross-section area must be positive: the trajectory has no cell, pass area=")
     if np.ndim(bins) == 0:
+        if int(bins) != bins or bins < 1:
+            raise ValueError(f"bins must be a number of bins >= 1 or an array of bin edges (Å), got {bins!r}")
         if range_ is None:
             range_ = (0.0, float(np.mean(trajectory.height(axis))))
+        if not range_[1] > range_[0]:
+            raise ValueError(f"range_ must be (lo, hi) with hi > lo (Å), got {range_!r}")
         edges = np.linspace(range_[0], range_[1], int(bins) + 1)
     else:
         edges = np.asarray(bins, dtype=float)
+        if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+            raise ValueError("bins given as edges must be at least 2 strictly increasing positions (Å)")
+    if trajectory.pbc[axis] and np.all(np.abs(np.linalg.det(trajectory.cells)) > 0):
+        top = float(trajectory.height(axis).max())
+        tol = 1e-6 * top
+        if edges[0] < -tol or edges[-1] > top + tol:
+            raise ValueError(f"bins: edges [{edges[0]:g}, {edges[-1]:g}] Å reach beyond the periodic box "
+                             f"[0, {top:g}] Å along axis {axis}: positions are wrapped into it, so those "
+                             "bins would stay empty")
     nb = edges.size - 1
     idx = np.searchsorted(edges, z, side="right") - 1
     inside = (idx >= 0) & (idx < nb)

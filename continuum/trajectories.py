@@ -45,6 +45,8 @@ class Trajectory:
         if self.positions.ndim != 3 or self.positions.shape[2] != 3:
             raise ValueError(f"positions must have shape (frames, atoms, 3), got {self.positions.shape}")
         F, N, _ = self.positions.shape
+        if F == 0 or N == 0:
+            raise ValueError(f"the trajectory is empty: {F} frames of {N} atoms")
         self.cells = np.asarray(self.cells, dtype=float)
         if self.cells.shape != (F, 3, 3):
             raise ValueError(f"cells must have shape {(F, 3, 3)}, got {self.cells.shape}")
