@@ -148,3 +148,25 @@ def test_coordinates_unwrap_and_counts():
     assert N.sum() == 55 and np.all(np.diag(np.roll(N, -1, axis=0)) > 0)
     with pytest.raises(ValueError, match="never visited"):
         estimate_diffusion_profile(np.zeros((10, 3)), np.linspace(0, 1, 4) - 0.5, 1.0, 1)
+
+
+def test_short_lag_warns_and_the_scan_recommends_a_lag_on_the_plateau(langevin_data):
+    """min D·τ/Δx² < 1 warns (the short-lag bias); the scan's recommended lag is the first on the plateau,
+    where D(x) is within 6 % RMS and F(x) within 0.1 kT; a scan of short lags only warns and says so."""
+    from continuum.diffusion import DiffusionWarning
+    X, dt = langevin_data
+    edges = np.linspace(0, 1, 21)
+    with pytest.warns(DiffusionWarning, match="min D·τ/Δx² = 0.5"):
+        short = estimate_diffusion_profile(X, edges, dt, lag=2, temperature=T, periodic=True, errors=False)
+    assert short.resolution < 1
+    scan = lag_scan(X, edges, dt, [2, 4, 8, 12, 16, 24], temperature=T, periodic=True)
+    assert np.all(np.diff(scan.resolution) > 0)
+    lag = scan.recommended_lag()
+    assert lag in (12, 16) and scan.resolution[list(scan.lags).index(lag)] >= 2
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = estimate_diffusion_profile(X, edges, dt, lag=lag, temperature=T, periodic=True)
+    check_estimate(est, edges, 0.06, 0.1)
+    with pytest.warns(DiffusionWarning, match="reached no plateau"):
+        assert lag_scan(X, edges, dt, [1, 2], temperature=T, periodic=True).recommended_lag() == 2
