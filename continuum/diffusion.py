@@ -111,19 +111,28 @@ def coordinates(trajectory, axis: int = 2, atoms=None, unwrap: bool = True) -> n
 # the Smoluchowski rate-matrix model
 
 class SmoluchowskiModel:
-    """Rate-matrix model on ``n`` bins of width ``dx``.
+    """Rate-matrix model on ``n`` bins of widths ``dx`` (a number, or (n,) widths: bins may differ).
 
-    Parameters are packed as p = [ln D_e (n_edges), f_1..f_{n−1}] with f = F/k_BT
-    and f_0 = 0; n_edges = n − 1 (reflecting) or n (periodic, edge n−1 joins
-    the last bin to the first).
+    Parameters are packed as p = [ln D_e (n_edges), f_1..f_{n−1}] with f = F/k_BT the bins' free
+    energies (−ln of their equilibrium populations) and f_0 = 0; n_edges = n − 1 (reflecting) or n
+    (periodic, edge n−1 joins the last bin to the first). Across edge e between bins a and b (widths
+    h_a, h_b, centres d_e = (h_a + h_b)/2 apart) the rate is
+
+        k_{a→b} = D_e / (d_e √(h_a h_b)) · exp(−(f_b − f_a)/2),
+
+    which obeys detailed balance and, for a flat free-energy density, is the finite-volume rate
+    D_e/(d_e h_a); on equal bins it is D_e/Δx² · exp(−Δf/2).
     """
 
-    def __init__(self, n_bins: int, dx: float, periodic: bool):
+    def __init__(self, n_bins: int, dx, periodic: bool):
         if n_bins < 2:
             raise ValueError(f"need at least two bins, got {n_bins}")
-        self.n, self.dx, self.periodic = n_bins, dx, periodic
+        self.n, self.periodic = n_bins, periodic
+        self.widths = np.broadcast_to(np.asarray(dx, dtype=float), (n_bins,)).copy()
         self.a = np.arange(n_bins if periodic else n_bins - 1)
         self.b = (self.a + 1) % n_bins
+        ha, hb = self.widths[self.a], self.widths[self.b]
+        self.coef = 1.0 / (0.5 * (ha + hb) * np.sqrt(ha * hb))     # k_e = D_e · coef_e (before Δf)
 
     @property
     def n_edges(self):
@@ -136,7 +145,7 @@ class SmoluchowskiModel:
 
     def symmetric_matrix(self, lnD, f):
         """S = P^{-1/2} R P^{1/2} (n, n), symmetric."""
-        k = np.exp(lnD) / self.dx**2
+        k = np.exp(lnD) * self.coef
         delta = f[self.b] - f[self.a]
         S = np.zeros((self.n, self.n))
         S[self.a, self.b] += k
@@ -168,7 +177,7 @@ class SmoluchowskiModel:
             Phi = np.where(np.abs(dl) > 1e-12 * (np.abs(lam).max() + 1e-300),
                            (el[:, None] - el[None, :]) / dl, tau * el[:, None])
         G = V @ ((V.T @ W @ V) * Phi) @ V.T           # ∂lnL/∂S_ij
-        k = np.exp(lnD) / self.dx**2
+        k = np.exp(lnD) * self.coef
         delta = f[self.b] - f[self.a]
         ea, eb = np.exp(-delta / 2), np.exp(delta / 2)
         Gaa, Gbb = G[self.a, self.a], G[self.b, self.b]
@@ -214,7 +223,8 @@ def estimate_diffusion_profile(positions, edges, dt: float, lag: int, temperatur
 
     positions: (F, W) coordinates along the axis (m) of W particles over F
     frames dt (s) apart (unwrapped or wrapped; only bins are used);
-    edges: (n+1,) equal-width bin edges (m); lag: τ in frames; periodic:
+    edges: (n+1,) increasing bin edges (m), equal or not (:func:`equal_mixing_edges`: widths ∝ √D, so
+    that one lag suits every bin); lag: τ in frames; periodic:
     the axis is periodic with period edges[-1] − edges[0];
     smoothness: σ of a Gaussian prior on ln D_{e+1} − ln D_e (None: pure ML).
     Warns (:class:`DiffusionWarning`, unless ``warn=False``) when min D·τ/Δx² < :data:`MIN_RESOLUTION`.
@@ -222,8 +232,8 @@ def estimate_diffusion_profile(positions, edges, dt: float, lag: int, temperatur
     _check_dt_lag(dt, lag)
     edges = np.asarray(edges, dtype=float)
     widths = np.diff(edges)
-    if edges.ndim != 1 or edges.size < 3 or not np.allclose(widths, widths[0], rtol=1e-9):
-        raise ValueError("edges must be at least 3 equally spaced positions")
+    if edges.ndim != 1 or edges.size < 3 or not np.all(widths > 0):
+        raise ValueError("edges must be at least 3 strictly increasing positions")
     counts = transition_counts(positions, edges, lag, periodic)
     if np.any(counts.sum(axis=0) == 0):
         empty = np.flatnonzero(counts.sum(axis=0) == 0)
@@ -231,13 +241,13 @@ def estimate_diffusion_profile(positions, edges, dt: float, lag: int, temperatur
                          f"shrink the range or use fewer bins")
     tau = lag * dt
     n = edges.size - 1
-    model = SmoluchowskiModel(n, widths[0], periodic)
+    model = SmoluchowskiModel(n, widths, periodic)
 
     # start: F from populations, D from the MSD-in-bin estimate
     pop = counts.sum(axis=0)
     f0 = -np.log(pop / pop[0])
     msd = msd_in_bins(positions, edges, dt, lag, periodic)[0]
-    d_guess = np.nanmedian(msd) if np.any(np.isfinite(msd)) else widths[0] ** 2 / tau
+    d_guess = np.nanmedian(msd) if np.any(np.isfinite(msd)) else np.median(widths) ** 2 / tau
     p0 = np.concatenate([np.full(model.n_edges, np.log(d_guess)), f0[1:]])
     scale = counts.sum()
 
@@ -273,20 +283,38 @@ def estimate_diffusion_profile(positions, edges, dt: float, lag: int, temperatur
         f_err = np.concatenate([[0.0], np.sqrt(np.diag(cov)[model.n_edges:])]) * K_B * temperature
     centers = 0.5 * (edges[1:] + edges[:-1])
     kT = K_B * temperature
+    f_density = f + np.log(widths / widths[0])      # the PMF per length: bins may differ in width
     if periodic:
         period = edges[-1] - edges[0]
         D = Profile(edges[1:], np.exp(lnD), d_err, "diffusion coefficient", "m^2/s",
                     (edges[0], edges[-1]), period=period)
-        F = Profile(centers, f * kT, f_err, "free energy", "J", (edges[0], edges[-1]), period=period)
+        F = Profile(centers, f_density * kT, f_err, "free energy", "J", (edges[0], edges[-1]), period=period)
     else:
         D = Profile(edges[1:-1], np.exp(lnD), d_err, "diffusion coefficient", "m^2/s", (edges[0], edges[-1]))
-        F = Profile(centers, f * kT, f_err, "free energy", "J", (edges[0], edges[-1]), edges=edges)
-    resolution = float(np.min(np.exp(lnD)) * tau / widths[0] ** 2)
+        F = Profile(centers, f_density * kT, f_err, "free energy", "J", (edges[0], edges[-1]), edges=edges)
+    resolution = float(np.min(np.exp(lnD) * model.coef) * tau)           # min_e D_e τ/(d_e √(h_a h_b))
     if warn and resolution < MIN_RESOLUTION:
         warnings.warn(f"D(x) at lag {lag} frames: min D·τ/Δx² = {resolution:.2f} < {MIN_RESOLUTION:g}; the bins "
                       "are not Markovian at this lag and D is biased high (by tens of per cent at 0.3). Use a longer "
                       "lag: lag_scan(...).recommended_lag", DiffusionWarning, stacklevel=2)
     return DiffusionEstimate(D, F, tau, -res.fun * scale, temperature, cov, counts, resolution)
+
+
+def equal_mixing_edges(diffusivity, lo: float, hi: float, n_bins: int, samples: int = 4096) -> np.ndarray:
+    """(n_bins+1,) edges on [lo, hi] (m) with widths ∝ √D(x): equal ∫ dx/√D per bin, so that D τ/Δx² is
+    the same in every bin and one lag is long enough for the slow bins without being far too long for
+    the fast ones. ``diffusivity``: a callable D(x) (m²/s), e.g. the Profile of a pilot estimate."""
+    if not hi > lo or int(n_bins) != n_bins or n_bins < 2:
+        raise ValueError(f"equal_mixing_edges needs hi > lo and n_bins >= 2, got {lo}, {hi}, {n_bins}")
+    x = np.linspace(lo, hi, samples)
+    d = np.asarray(diffusivity(x), dtype=float)
+    if d.shape != x.shape or np.any(~(d > 0)):
+        raise ValueError("equal_mixing_edges: the diffusivity must be positive on [lo, hi]")
+    w = 1.0 / np.sqrt(d)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(x))])
+    edges = np.interp(np.linspace(0.0, cum[-1], int(n_bins) + 1), cum, x)
+    edges[0], edges[-1] = lo, hi
+    return edges
 
 
 def msd_in_bins(positions, edges, dt: float, lag: int, periodic: bool = False):
