@@ -87,9 +87,8 @@ def task(config_path, method: str, index: int):
     from ..sampling.hmc import SurrogateHMC
     n, eq = sp["iterations"], sp["equilibration"]
     if method == "hmc":
-        run = SurrogateHMC(s.model, s.first, temperature, dt, sp["proposal_steps"], masses=s.masses,
-                           seed=seed).run(s.system, n + eq)
-        return _drop(run, eq)
+        return _chain(SurrogateHMC(s.model, s.first, temperature, dt, sp["proposal_steps"], masses=s.masses,
+                                   seed=seed), s.system, n, eq)
     if method == "free-energy":
         from ..sampling.coupling import LambdaCoupled
         lam = sp["lambdas"][index]
@@ -98,10 +97,9 @@ def task(config_path, method: str, index: int):
         @_same_positions_once
         def ends(x):                 # (E_first, E_model) at the sample: the model's from E_λ unless λ = 0
             e0 = s.first.energy(x)
-            e1 = s.model.energy(x) if lam == 0.0 else None
-            return [e0, np.nan if e1 is None else e1]
-        run = _drop(SurrogateHMC(ref, s.first, temperature, dt, sp["proposal_steps"], masses=s.masses,
-                                 seed=seed).run(s.system, n + eq, observe=ends), eq)
+            return [e0, e0 + s.correction.energy(x) if lam == 0.0 else np.nan]
+        run = _chain(SurrogateHMC(ref, s.first, temperature, dt, sp["proposal_steps"], masses=s.masses,
+                                  seed=seed), s.system, n, eq, ends)
         e0 = run.observables[:, 0]
         e1 = run.observables[:, 1] if lam == 0.0 else (run.energies - (1 - lam) * e0) / lam
         run.observables = np.c_[e0, e1]
@@ -112,11 +110,24 @@ def task(config_path, method: str, index: int):
         pot = s.first + HarmonicRestraint(cv, sp["centres"][index], sp["kappa"])
 
         @_same_positions_once
-        def observe(x):              # ξ, and E_model - E_first for the reweighting
-            return [cv(x)[0], (s.model.energy(x) - s.first.energy(x)) if s.n_levels > 1 else 0.0]
-        return _drop(SurrogateHMC(pot, pot, temperature, dt, sp["proposal_steps"], masses=s.masses,
-                                  seed=seed).run(s.system, n + eq, observe=observe), eq)
+        def observe(x):              # ξ, and E_model - E_first (the corrections) for the reweighting
+            return [cv(x)[0], s.correction.energy(x) if s.correction is not None else 0.0]
+        return _chain(SurrogateHMC(pot, pot, temperature, dt, sp["proposal_steps"], masses=s.masses, seed=seed),
+                      s.system, n, eq, observe)
     raise ConfigError([f"[sampling] method = {method!r}: unknown"])
+
+
+def _chain(hmc, system, n: int, equilibration: int, observe=None):
+    """``equilibration`` iterations (nothing observed), then ``n`` observed ones from where they ended; the
+    returned run counts the calls of both."""
+    if not equilibration:
+        return hmc.run(system, n, observe=observe)
+    warm = hmc.run(system, equilibration)
+    run = hmc.run(warm.final, n, observe=observe)
+    run.reference_calls += warm.reference_calls
+    run.surrogate_calls += warm.surrogate_calls
+    run.info["equilibration"] = equilibration
+    return run
 
 
 def _same_positions_once(fn):
@@ -135,15 +146,6 @@ def _cv(spec):
     if "distance" in spec:
         return Distance(*spec["distance"])
     return Coordinate(*spec["coordinate"])
-
-
-def _drop(run, n: int):
-    """The HMC run without its first ``n`` iterations (their calls still counted)."""
-    run.energies, run.accepted = run.energies[n:], run.accepted[n:]
-    if run.observables is not None:
-        run.observables = run.observables[n:]
-    run.info["equilibration"] = n
-    return run
 
 
 def n_tasks(cfg) -> int:
