@@ -63,6 +63,10 @@ def _check_dt_lag(dt, lag) -> None:
     """dt > 0 (s) and lag an integer >= 1 (frames), else ValueError naming the argument."""
     if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt must be the positive time between frames in s, got {dt}")
+    _check_lag(lag)
+
+
+def _check_lag(lag) -> None:
     if isinstance(lag, bool) or int(lag) != lag or lag < 1:
         raise ValueError(f"lag must be an integer number of frames >= 1, got {lag}")
 
@@ -81,8 +85,7 @@ def transition_counts(positions, edges, lag: int, periodic: bool = False) -> np.
     """N_ji: transitions from bin i at frame t to bin j at frame t + lag,
     every frame used as a time origin.  positions: (F, W); edges: (n+1,).
     Returns (n, n) with N[j, i]."""
-    if isinstance(lag, bool) or int(lag) != lag or lag < 1:
-        raise ValueError(f"lag must be an integer number of frames >= 1, got {lag}")
+    _check_lag(lag)
     b = _bins(positions, edges, periodic)
     if b.shape[0] <= lag:
         raise ValueError(f"need more than lag={lag} frames, got {b.shape[0]}")
