@@ -5,10 +5,10 @@ import pytest
 
 from hybrid.units import K_B
 
-from continuum.diffusion import (SmoluchowskiModel, coordinates, estimate_diffusion_profile,
+from continuum.diffusion import (SmoluchowskiModel, coordinates, equal_mixing_edges, estimate_diffusion_profile,
                                  lag_scan, msd_in_bins, transition_counts)
 from continuum.grid import Grid
-from continuum.langevin import overdamped_langevin, sample_boltzmann
+from continuum.langevin import lattice_diffusion, overdamped_langevin, sample_boltzmann
 from continuum.nernst_planck import Dirichlet, NernstPlanck, Species
 from continuum.trajectories import Trajectory
 
@@ -156,7 +156,7 @@ def test_short_lag_warns_and_the_scan_recommends_a_lag_on_the_plateau(langevin_d
     from continuum.diffusion import DiffusionWarning
     X, dt = langevin_data
     edges = np.linspace(0, 1, 21)
-    with pytest.warns(DiffusionWarning, match="min D·τ/Δx² = 0.5"):
+    with pytest.warns(DiffusionWarning, match="min D·τ/Δx² = 0.4"):
         short = estimate_diffusion_profile(X, edges, dt, lag=2, temperature=T, periodic=True, errors=False)
     assert short.resolution < 1
     scan = lag_scan(X, edges, dt, [2, 4, 8, 12, 16, 24], temperature=T, periodic=True)
@@ -190,28 +190,90 @@ def test_unequal_bins_recover_constant_D_and_a_flat_free_energy_density():
     assert np.max(np.abs(F - F.mean())) < 0.1
 
 
-def test_equal_mixing_bins_help_a_D_spanning_two_decades():
-    """D(x) = 10^sin(2πx) (0.1 to 10) in a 1 kT landscape: bins with widths ∝ √D from a pilot estimate give
-    one D·τ/Δx² to every bin, and a smaller D error than equal bins at the same lag and bin count."""
-    from continuum.diffusion import equal_mixing_edges
+def lattice_truth(edges, diffusivity, beta_u, periodic=True, n=4001):
+    """The exact D and F at the resolution of ``edges``: D_e from the resistance between the neighbouring
+    bin centres, d_e √(h_a h_b) / (√(Z_a Z_b) ∫ e^{βU}/D dx) with Z the bins' Boltzmann weights (the
+    finite-volume coarse-graining; it differs from D at the edge point by O(h²)), and the free-energy
+    density βF_i = −ln(Z_i/h_i), shifted to zero mean."""
+    c, h = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+    nb = h.size
+    Z = np.array([np.trapezoid(np.exp(-beta_u(x)), x) for x in (np.linspace(edges[i], edges[i + 1], n)
+                                                                for i in range(nb))])
+    d = []
+    for a in range(nb if periodic else nb - 1):
+        b = (a + 1) % nb
+        x = np.linspace(c[a], c[b] + (edges[-1] - edges[0] if b < a else 0), n)
+        resistance = np.trapezoid(np.exp(beta_u(x)) / diffusivity(x), x)
+        d.append(0.5 * (h[a] + h[b]) * np.sqrt(h[a] * h[b]) / (np.sqrt(Z[a] * Z[b]) * resistance))
+    f = -np.log(Z / h)
+    return np.array(d), f - f.mean()
+
+
+def test_lattice_diffusion_is_exact():
+    """The synthetic generator used below: free lattice diffusion spreads as 2Dt (exactly, for a
+    continuous-time lattice walk; the within-site jitter adds h²/6), and in a 1.5 kT landscape the
+    populations are Boltzmann's (within 4σ of the histogram's counting noise in every bin)."""
+    rng = np.random.default_rng(0)
+    X = lattice_diffusion(rng.uniform(0, 1, 20000), 101, 1e-3, lambda x: np.ones_like(x), lambda x: 0 * x,
+                          (0.0, 1.0), 1000, seed=1)
+    d = X[100] - X[0]
+    assert d.var() == pytest.approx(2 * 0.1 + 1e-6 / 6, rel=0.03)          # 20000 samples: 1 % noise
+    X = lattice_diffusion(sample_boltzmann(beta_U, (0, 1), 20000), 50, 1e-2, D_true, beta_U, (0, 1), 1000,
+                          seed=2)
+    edges = np.linspace(0, 1, 21)
+    hist = np.histogram(np.mod(X[-1], 1), edges)[0]
+    f = -np.log(hist)
+    assert np.all(np.abs(f - f.mean() - lattice_truth(edges, D_true, beta_U)[1]) < 4 / np.sqrt(hist))  # 4σ
+    Y = lattice_diffusion(np.full(500, 0.5), 20, 1e-2, D_true, beta_U, (0, 1), 200, periodic=False, seed=3)
+    assert Y.min() >= 0 and Y.max() <= 1
+    with pytest.raises(ValueError, match="inside bounds"):
+        lattice_diffusion([1.5], 2, 1e-3, D_true, beta_U, (0, 1))
+
+
+def test_D_spanning_two_decades_within_5_percent_at_the_recommended_lag():
+    """D(x) = 10^sin(2πx) (0.1 to 10) in a 1 kT landscape, exact lattice diffusion (10000 walkers, 300
+    frames). 40 bins with widths ∝ √D from a 10-bin pilot, the lag the scan recommends: D within 5 % RMS
+    of D at the edge points (measured 2.9 %) and F within 0.1 kT (0.05). Equal bins, at their own
+    recommended lag, are 2× worse (measured 10 %): a lag long enough for the slow bins blurs the fast ones."""
     L10 = np.log(10.0)
 
     def D(x):
         return 10 ** np.sin(2 * np.pi * x)
 
-    def dD(x):
-        return L10 * 2 * np.pi * np.cos(2 * np.pi * x) * D(x)
+    def bu(x):
+        return np.cos(2 * np.pi * x)
 
-    x0 = sample_boltzmann(lambda x: np.cos(2 * np.pi * x), (0, 1), 2000, seed=3)
-    X = overdamped_langevin(x0, 200, 2e-6, 200, D, dD, lambda x: 2 * np.pi * np.sin(2 * np.pi * x), (0, 1),
-                            periodic=True, seed=4)
     dt = 4e-4
+    X = lattice_diffusion(sample_boltzmann(bu, (0, 1), 10000, seed=3), 300, dt, D, bu, (0, 1), 1000, seed=4)
     pilot = estimate_diffusion_profile(X, np.linspace(0, 1, 11), dt, 32, T, periodic=True, errors=False, warn=False)
     rms = {}
-    for name, edges in (("equal", np.linspace(0, 1, 21)), ("mixing", equal_mixing_edges(pilot.diffusivity, 0, 1, 20))):
-        est = estimate_diffusion_profile(X, edges, dt, 32, T, periodic=True, errors=False, warn=False)
+    for name, edges in (("equal", np.linspace(0, 1, 41)), ("mixing", equal_mixing_edges(pilot.diffusivity, 0, 1, 40))):
+        lag = lag_scan(X, edges, dt, [2, 4, 8, 16, 32, 64], temperature=T, periodic=True).recommended_lag()
+        est = estimate_diffusion_profile(X, edges, dt, lag, T, periodic=True, errors=False)
         rms[name] = np.sqrt(np.mean((est.diffusivity.values / D(edges[1:]) - 1) ** 2))
         if name == "mixing":
-            widths = np.diff(edges)
-            assert widths.max() > 5 * widths.min()          # √100 = 10 in the limit
-    assert rms["mixing"] < 0.8 * rms["equal"], rms
+            assert np.diff(edges).max() > 5 * np.diff(edges).min()       # √100 = 10 in the limit
+            assert rms[name] <= 0.05, rms
+            F = est.free_energy_kT
+            assert np.max(np.abs(F - F.mean() - lattice_truth(edges, D, bu)[1])) <= 0.1
+            assert np.ptp(np.log(D(edges[1:]))) > 2 * L10 * 0.95            # two decades, really
+    assert rms["equal"] > 2 * rms["mixing"], rms
+
+
+def test_ninety_percent_intervals_cover_the_truth_in_85_to_95_percent_of_50_repeats():
+    """Sandwich error bars with the walkers as independent clusters (the plain inverse Hessian is too small
+    by about the lag in frames, every frame being a time origin). 50 independent lattice trajectories of
+    the mild landscape (1000 walkers, 150 frames, 20 bins) at the lag recommended on the first: the 90 %
+    interval of ln D contains the exact D at the edge in 85–95 % of the 50 × 20 cases (measured 89.4 %)."""
+    edges = np.linspace(0, 1, 21)
+    hits, lag = [], None
+    for r in range(50):
+        X = lattice_diffusion(sample_boltzmann(beta_U, (0, 1), 1000, seed=100 + r), 150, 1e-3, D_true, beta_U,
+                              (0, 1), 1000, seed=200 + r)
+        if lag is None:
+            lag = lag_scan(X, edges, 1e-3, [4, 8, 16, 32], temperature=T, periodic=True).recommended_lag()
+        est = estimate_diffusion_profile(X, edges, 1e-3, lag, T, periodic=True)
+        z = np.log(est.diffusivity.values / D_true(est.diffusivity.x)) * est.diffusivity.values / est.diffusivity.errors
+        hits.append(np.abs(z) < 1.645)
+    coverage = np.mean(hits)
+    assert 0.85 <= coverage <= 0.95, (lag, coverage)
