@@ -13,7 +13,12 @@ U enters only through βU'(x) = U'(x)/k_B T. Its stationary density and its D ca
 Smoluchowski rates k_{i→i±1} = D(x_{i±½})/h² exp[−β(U_{i±1} − U_i)/2], and each frame is drawn from the
 exact propagator exp(τR) of that master equation, so the Boltzmann populations are exact and D is the
 given one at the lattice scale h (the continuum limit is second order in h).
+
+:func:`underdamped_langevin` keeps the velocities (BAOAB splitting, friction γ(x)): on time scales long
+compared with 1/γ the positions diffuse with D(x) = k_BT/(m γ(x)) (the Smoluchowski limit, to
+O(ω²/γ²) for a landscape of frequency ω), while at lags comparable with 1/γ they are still ballistic.
 """
+
 
 from __future__ import annotations
 
@@ -125,4 +130,54 @@ def lattice_diffusion(x0, n_frames: int, dt: float, diffusivity: Callable, beta_
         unwrapped += step
         site = unwrapped % n_sites if periodic else unwrapped
         out[frame] = lo + (unwrapped + rng.uniform(size=site.shape)) * h
+    return out
+
+
+def underdamped_langevin(x0, n_frames: int, dt: float, steps_per_frame: int, friction: Callable,
+                         beta_force: Callable, bounds: tuple[float, float], kT_over_m: float = 1.0,
+                         periodic: bool = True, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """Positions of walkers under Langevin dynamics with velocities, BAOAB splitting
+    (Leimkuhler–Matthews): B v += a dt/2, A x += v dt/2, O v = e^{−γ(x)dt} v + √((1 − e^{−2γdt}) k_BT/m) ξ,
+    A, B, with the acceleration a = (k_BT/m)·βF(x).
+
+    x0: (W,) initial positions (velocities start Maxwell–Boltzmann); friction: γ(x) (1/time);
+    beta_force: −βU'(x); kT_over_m: k_BT/m (velocity² units); periodic box (positions returned
+    unwrapped) or reflecting walls (v → −v). Returns (n_frames, W) positions."""
+    lo, hi = bounds
+    if not hi > lo:
+        raise ValueError(f"bounds must satisfy hi > lo, got {bounds}")
+    if dt <= 0 or steps_per_frame < 1 or n_frames < 1 or kT_over_m <= 0:
+        raise ValueError("need dt > 0, steps_per_frame >= 1, n_frames >= 1 and kT_over_m > 0")
+    rng = np.random.default_rng(seed)
+    x = np.array(x0, dtype=float)
+    v = np.sqrt(kT_over_m) * rng.standard_normal(x.shape)
+    length = hi - lo
+
+    def wrapped(y):
+        return lo + np.mod(y - lo, length) if periodic else y
+
+    def drift(y):
+        return kT_over_m * beta_force(wrapped(y))
+
+    def half_move(y, u):
+        y = y + 0.5 * dt * u
+        if not periodic:
+            low, high = y < lo, y > hi
+            y = np.where(low, 2 * lo - y, np.where(high, 2 * hi - y, y))
+            u = np.where(low | high, -u, u)
+        return y, u
+
+    out = np.empty((n_frames,) + x.shape)
+    out[0] = x
+    a = drift(x)
+    for frame in range(1, n_frames):
+        for _ in range(steps_per_frame):
+            v = v + 0.5 * dt * a
+            x, v = half_move(x, v)
+            c = np.exp(-friction(wrapped(x)) * dt)
+            v = c * v + np.sqrt((1 - c * c) * kT_over_m) * rng.standard_normal(x.shape)
+            x, v = half_move(x, v)
+            a = drift(x)
+            v = v + 0.5 * dt * a
+        out[frame] = x
     return out
