@@ -389,6 +389,14 @@ class NernstPlanck(_FiniteVolumeSystem):
     def __init__(self, grid: Grid, species: Sequence[Species], temperature: float = 298.15,
                  potential=0.0):
         super().__init__(grid, species, temperature)
+        if getattr(potential, "quantity", None) == "electrostatic potential":
+            for s in self.species:
+                if s.valence != 0 and getattr(s.pmf, "quantity", None) == "free energy":
+                    raise ValueError(
+                        f"species {s.name!r}: its pmf is a free energy estimated from a trajectory, which already "
+                        "contains z e φ of that trajectory's field, and the potential is φ(x) from a charge "
+                        "density: together they count the field twice. Use the pmf alone, plus only an applied "
+                        "potential (see continuum.pipeline)")
         self._phi = sample(potential, grid.nodes, "potential")
         self._c_affine = [self._node_affine(s.left, s.right, "concentration") for s in self.species]
 

@@ -9,6 +9,11 @@
                                            free energies between levels or umbrella sampling
                                            (hybrid.md.sample); the report goes to <output>/sampling/
 
+    hybrid transport TRAJ --species Na+=Na [--species Cl-=Cl] [--extent LO HI] [--voltage V] ...
+                                           profiles, φ(x), D(x), F(x) and steady Nernst–Planck fluxes
+                                           from a trajectory (continuum.pipeline; SI units: m, s, V,
+                                           mol/m³); the report goes to --out (default transport/)
+
     hybrid --version                       the installed version
 
 Exit codes:
@@ -17,9 +22,11 @@ Exit codes:
     1  the run stopped (SCF failure, NaN/inf, a second Ctrl-C, a full disk);
        outputs keep every completed step and the last checkpoint is intact
        (a failure at step 0 leaves no outputs; ``check`` exits 1 for it too);
-       ``sample``: a task failed twice (the others are stored; rerun to retry it)
+       ``sample``: a task failed twice (the others are stored; rerun to retry it);
+       ``transport``: a solver failed
     2  a bad configuration, input file or command line, found before any
-       output is created (``check`` and ``run`` alike: :mod:`hybrid.md.preflight`)
+       output is created (``check`` and ``run`` alike: :mod:`hybrid.md.preflight`;
+       ``transport``: a bad trajectory, species or option)
     3  SIGTERM or Ctrl-C: the run stopped after the current step with a
        checkpoint there and every output flushed; `hybrid run --resume` goes on
        (``sample``: the finished tasks are stored; the same command goes on)
@@ -51,6 +58,26 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("sample", help="run or resume the [sampling] section of a configuration")
     m.add_argument("config")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t = sub.add_parser("transport", help="D(x), F(x), φ(x) and Nernst–Planck fluxes from a trajectory (SI units)")
+    t.add_argument("trajectory", help="trajectory file (ASE formats; DCD/XTC/... with --topology)")
+    t.add_argument("--topology", help="topology for DCD/XTC/TRR/NetCDF trajectories")
+    t.add_argument("--species", action="append", required=True, metavar="NAME=ATOMNAME",
+                   help="a species and the atom name that selects it, e.g. Na+=Na (repeat for more)")
+    t.add_argument("--axis", default="z", choices=["x", "y", "z"])
+    t.add_argument("--bins", type=int, default=30)
+    t.add_argument("--extent", type=float, nargs=2, metavar=("LO", "HI"), help="range along the axis in m "
+                   "(default: the box)")
+    t.add_argument("--temperature", type=float, default=298.15, help="K")
+    t.add_argument("--voltage", type=float, default=0.0, help="applied V at the low end (0 at the high end)")
+    t.add_argument("--concentration", action="append", default=[], metavar="NAME=CLEFT,CRIGHT",
+                   help="boundary concentrations in mol/m³ (default: the trajectory's own)")
+    t.add_argument("--valence", action="append", default=[], metavar="NAME=Z",
+                   help="valence (default: the species' mean charge in the trajectory)")
+    t.add_argument("--timestep", type=float, help="s between frames (default: from the file)")
+    t.add_argument("--eps-r", type=float, default=1.0, help="relative permittivity for Poisson (1: all charges "
+                   "are in the trajectory)")
+    t.add_argument("--equal-mixing", action="store_true", help="bins with widths ∝ √D from a first estimate")
+    t.add_argument("--out", default="transport", help="output directory")
     return p
 
 
@@ -68,6 +95,8 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "transport":
+        return _transport(args)
     from .config import ConfigError, load_config
     from .errors import HybridError
     try:
@@ -115,6 +144,43 @@ def _sample(args) -> int:
         return 1
     print(report.read_text())
     print(f"written: {report.parent}")
+    return 0
+
+
+def _pairs(items, option, convert):
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"--{option} {item!r}: expected NAME=VALUE")
+        try:
+            out[name] = convert(value)
+        except ValueError:
+            raise ValueError(f"--{option} {item!r}: cannot read {value!r}") from None
+    return out
+
+
+def _transport(args) -> int:
+    """``hybrid transport``: :func:`continuum.pipeline.transport` on the command line's options; bad input
+    exits 2 before anything is written, a solver failure 1."""
+    from continuum.pipeline import transport
+    try:
+        species = _pairs(args.species, "species", str)
+        conc = _pairs(args.concentration, "concentration",
+                      lambda v: tuple(float(c) for c in v.split(",")) if v.count(",") == 1 else float("x"))
+        valences = _pairs(args.valence, "valence", float)
+        report = transport(args.trajectory, species, args.axis, args.bins, args.extent, args.temperature,
+                           args.voltage, conc, valences=valences, eps_r=args.eps_r, equal_mixing=args.equal_mixing,
+                           topology=args.topology, timestep=args.timestep)
+    except (ValueError, OSError) as exc:
+        print(f"hybrid transport: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"hybrid transport: {exc}", file=sys.stderr)
+        return 1
+    out = report.write(args.out)
+    print(report.markdown())
+    print(f"written: {out}")
     return 0
 
 
