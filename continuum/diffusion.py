@@ -484,14 +484,14 @@ class LagScan:
     def recommended_lag(self, rtol: float = 0.03) -> int:
         """The shortest scanned lag on the plateau: min D·τ/Δx² ≥ :data:`RECOMMENDED_RESOLUTION`, τ ≥
         :data:`MEMORY_RECOMMENDED` velocity memory times, and the geometric-mean D changes by less than
-        ``rtol`` to the next scanned lag (the short-lag bias has decayed), that next lag still shorter than
-        the slowest implied relaxation time (beyond it the transitions are nearly at equilibrium and no
-        longer determine D). Without a plateau in the scan,
+        ``rtol`` to the next scanned lag (the short-lag bias has decayed), and the lag no longer than the
+        slowest implied relaxation time (beyond it the transitions are nearly at equilibrium and no longer
+        determine D). Without a plateau in the scan,
         the longest lag, with a :class:`DiffusionWarning`."""
         gm = np.exp(np.mean(np.log(self.D_ml), axis=1))
         for k in range(len(self.lags) - 1):
             if (self.resolution[k] >= RECOMMENDED_RESOLUTION and self.lag_times[k] >= MEMORY_RECOMMENDED
-                    * self.memory_time and not self.lag_times[k + 1] > self.implied_times[k + 1]
+                    * self.memory_time and not self.lag_times[k] > self.implied_times[k]
                     and abs(gm[k + 1] / gm[k] - 1) < rtol):
                 return int(self.lags[k])
         ratio = np.round(self.lag_times / self.memory_time, 1).tolist() if self.memory_time > 0 else "inf"

@@ -88,6 +88,7 @@ def test_pipeline_flux_matches_the_closed_form_of_the_true_landscape(report):
         exact = exact_flux(d, bu, z, 100.0, 1.0, 0.025)
         assert report.flux[name] == pytest.approx(exact, rel=0.1), (name, report.flux[name], exact)
         assert s.estimate.resolution >= 2                      # the recommended lag, not a short one
+        assert not any("no plateau" in m for m in s.warnings), s.warnings
         Dx = s.estimate.diffusivity
         assert np.sqrt(np.mean((Dx.values / (d(Dx.x * 1e10) * 1e-5) - 1) ** 2)) < 0.1
     assert report.current == pytest.approx(96485.33212 * (report.flux["Na+"] - report.flux["Cl-"]), rel=1e-9)
