@@ -14,11 +14,46 @@ def neighbor_pairs(positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float, 
     from vesin import NeighborList
 
     pbc = np.asarray(pbc, bool)
+    points = np.asarray(positions, float)
     box = np.asarray(cell, float) if pbc.any() else np.zeros((3, 3))
+    mixed = bool(pbc.any() and not pbc.all())
+    if mixed:                        # vesin's mixed-periodicity path is ~100x slower than its periodic one
+        points, box = _closed_box(points, box, pbc, float(cutoff))
     nl = NeighborList(cutoff=float(cutoff), full_list=full)
-    i, j, s = nl.compute(points=np.asarray(positions, float), box=box,
-                         periodic=[bool(p) for p in pbc], quantities="ijS")
-    return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
+    i, j, s = nl.compute(points=points, box=box, periodic=[True] * 3 if mixed else [bool(p) for p in pbc],
+                         quantities="ijS")
+    s = s.astype(np.int64)
+    if mixed and np.any(s[:, ~pbc]):
+        raise RuntimeError("neighbor_pairs: an image along an open axis came within the cutoff")
+    return i.astype(np.int64), j.astype(np.int64), s
+
+
+def _closed_box(points, box, pbc, cutoff):
+    """Positions and a fully periodic box that give the same pairs within ``cutoff`` as the mixed one:
+    each open axis gets a vector normal to the periodic ones (and to the other open one), longer than the
+    atoms' extent along it plus twice the cutoff, and the atoms are moved (all by one vector along those
+    normals) to lie inside it, so no image along an open axis is ever within the cutoff and every shift
+    along it is zero (measured on a 432-atom slab open in two directions: 0.3-8 s -> 4 ms)."""
+    box = box.copy()
+    periodic = box[pbc]
+    if len(periodic) == 2:
+        normals = [np.cross(periodic[0], periodic[1])]
+    else:
+        a = periodic[0] / np.linalg.norm(periodic[0])
+        u = np.cross(a, np.eye(3)[np.argmin(np.abs(a))])
+        normals = [u, np.cross(a, u)]
+    normals = [n / np.linalg.norm(n) for n in normals]
+    open_axes = np.flatnonzero(~pbc)
+    for axis, n in zip(open_axes, normals):
+        box[axis] = n
+    if np.linalg.det(box) < 0:                 # keep the box right-handed
+        normals[-1] = -normals[-1]
+    shift = np.zeros(3)
+    for axis, n in zip(open_axes, normals):
+        along = points @ n
+        box[axis] = n * (np.ptp(along) + 2.0 * cutoff + 1.0)
+        shift += (cutoff - along.min()) * n
+    return points + shift, box
 
 
 def min_pair_distance(positions, cell, pbc, cutoff: float):
