@@ -151,7 +151,11 @@ class CrackTipPartitioner:
 
     The region is a ball about the tip point, not a cylinder along the front: each region is an isolated,
     capped cluster, so a periodic front must be thicker than the region's diameter 2 (r_inner + width)
-    (checked)."""
+    (checked). ``last_tip`` holds the :class:`TipLocation` of the last call (for monitoring a run).
+
+    Per-atom units put 10-30 atoms in a buffer shell 1.5 Å wide, too many for the ``product`` scheme's 2^n
+    partitions; with ``sorted`` partitions the forces are exact except where two buffer weights cross,
+    where they jump (benchmarks/bench_crack_tip_nve.py measures what that costs in NVE)."""
 
     def __init__(self, locator: CrackTipLocator, r_inner: float, width: float, switch="quintic"):
         if r_inner < 0 or width <= 0:
