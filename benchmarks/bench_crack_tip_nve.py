@@ -95,7 +95,8 @@ def main(argv=None):
         model = blended(low, high, part, scheme="sorted", bonds=np.zeros((0, 2), int))
         for name, pot, tip in (("SW alone", low, None), ("SW + Kumagai at the tip", model, part)):
             emax, drift, moved, cost = run(pot, system, args.steps, args.dt, tip)
-            print(f"| {K:g} | {name} | {emax * 1e3:.1f} | {drift * 1e3:+.1f} | {moved:.2f} | {cost:.3f} |")
+            moved_text = "—" if np.isnan(moved) else f"{moved:.2f}"
+            print(f"| {K:g} | {name} | {emax * 1e3:.1f} | {drift * 1e3:+.1f} | {moved_text} | {cost:.3f} |")
 
 
 if __name__ == "__main__":
