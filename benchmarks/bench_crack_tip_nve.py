@@ -3,8 +3,9 @@
 A 432-atom Si (111)[1-10] slab (continuum.crack_slab) opened by the anisotropic K_I field about its
 centre, 100 K Maxwell–Boltzmann velocities, velocity Verlet (ASE). Stillinger–Weber stands in for the
 MLIP and Kumagai–Tersoff for the QM level (both matscipy, so the run takes minutes; the real levels are
-issue #14's Si MLIP and GFN2-xTB). The region: per-atom units in a ball of 4 Å + 1.5 Å buffer about the
-tip that couplers.crack_tip locates at every step, ``sorted`` partitions (the buffer holds 10-30 atoms).
+issue #14's Si MLIP and GFN2-xTB). The region: a ball of 4 Å + 1.5 Å buffer about the tip that
+couplers.crack_tip locates at every step, either per-atom units with ``sorted`` partitions (the buffer
+holds 10-30 atoms) or blocks of ~4 atoms (block_units) with ``product`` partitions (3-4 in the buffer).
 
 One table: for each K, the low level alone and the blend, max |E − E0| and the end drift of the total
 energy, how far the located tip moved, and wall time per step.
@@ -77,23 +78,28 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from continuum.crack_slab import GPA, MPA_SQRT_M, k_field_positions, silicon_crack, silicon_crack_slab
     from couplers.blend import blended
-    from couplers.crack_tip import CrackTipLocator, CrackTipPartitioner
+    from couplers.crack_tip import CrackTipLocator, CrackTipPartitioner, block_units
     from hybrid.system import AtomicSystem
 
     low, high = levels()
     slab, y0 = silicon_crack_slab((4, 3, 3))
     centre = slab.positions.mean(axis=0)
     crack = silicon_crack(166 * GPA, 64 * GPA, 80 * GPA)
-    print(f"{len(slab)} atoms, {args.steps} steps of {args.dt} fs; tip region 4 + 1.5 Å, sorted partitions\n")
+    print(f"{len(slab)} atoms, {args.steps} steps of {args.dt} fs; tip region 4 + 1.5 Å\n")
     print("| K (MPa√m) | model | max abs(E − E0) (meV) | drift (meV) | tip moved (Å) | s/step |")
     print("|---|---|---|---|---|---|")
     for K in (1.0, 2.0):
         a = slab.copy()
         a.positions = k_field_positions(slab, crack, K * MPA_SQRT_M, (centre[0], y0))
         system = AtomicSystem.from_ase(a)
-        part = CrackTipPartitioner(CrackTipLocator(((-10, 10), (y0 - centre[1] - 7, y0 - centre[1] + 7))), 4.0, 1.5)
+        window = ((-10, 10), (y0 - centre[1] - 7, y0 - centre[1] + 7))
+        part = CrackTipPartitioner(CrackTipLocator(window), 4.0, 1.5)
         model = blended(low, high, part, scheme="sorted", bonds=np.zeros((0, 2), int))
-        for name, pot, tip in (("SW alone", low, None), ("SW + Kumagai at the tip", model, part)):
+        units = block_units(slab.positions, (4.4, 4.7, 3.84))
+        blocks = CrackTipPartitioner(CrackTipLocator(window), 4.0, 1.5, units=units)
+        grouped = blended(low, high, blocks, scheme="product", max_buffer=8, bonds=np.zeros((0, 2), int))
+        for name, pot, tip in (("SW alone", low, None), ("SW + Kumagai, atoms, sorted", model, part),
+                               ("SW + Kumagai, 4-atom blocks, product", grouped, blocks)):
             emax, drift, moved, cost = run(pot, system, args.steps, args.dt, tip)
             moved_text = "—" if np.isnan(moved) else f"{moved:.2f}"
             print(f"| {K:g} | {name} | {emax * 1e3:.1f} | {drift * 1e3:+.1f} | {moved_text} | {cost:.3f} |")

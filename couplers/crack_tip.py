@@ -37,7 +37,7 @@ import numpy as np
 from hybrid.errors import InputError
 from hybrid.system import AtomicSystem
 
-from .partition import Weights
+from .partition import Weights, _unwrap
 from .switching import Switch, radial_weight
 
 
@@ -145,9 +145,19 @@ class CrackTipLocator:
         return TipLocation(c, J, S, a / total, n)
 
 
+def block_units(positions, size) -> list[np.ndarray]:
+    """Atoms grouped by the block of edge lengths ``size`` (Å, a number or (3,)) their positions fall in:
+    fixed units of a few atoms for :class:`CrackTipPartitioner`, so that fewer units sit in the buffer."""
+    r = np.asarray(positions, dtype=float)
+    cell = np.floor((r - r.min(axis=0)) / np.broadcast_to(np.asarray(size, dtype=float), (3,))).astype(int)
+    _, label = np.unique(cell, axis=0, return_inverse=True)
+    return [np.flatnonzero(label.ravel() == k) for k in range(label.max() + 1)]
+
+
 class CrackTipPartitioner:
-    """Per-atom units weighted by their distance from the tip located by ``locator`` at every call:
-    w_i = s((ρ_i − r_inner)/width), ρ_i = |r_i − c| (minimum image along a periodic front).
+    """Units weighted by the distance of their centroid from the tip located by ``locator`` at every call:
+    w_u = s((ρ_u − r_inner)/width), ρ_u = |r̄_u − c| (minimum image along a periodic front). Units: every
+    atom its own (default), or fixed groups (:func:`block_units`); ∂ρ_u/∂R_k = ρ̂_u·(δ_{k∈u}/n_u − ∂c/∂R_k).
 
     The region is a ball about the tip point, not a cylinder along the front: each region is an isolated,
     capped cluster, so a periodic front must be thicker than the region's diameter 2 (r_inner + width)
@@ -155,38 +165,46 @@ class CrackTipPartitioner:
 
     Per-atom units put 10-30 atoms in a buffer shell 1.5 Å wide, too many for the ``product`` scheme's 2^n
     partitions; with ``sorted`` partitions the forces are exact except where two buffer weights cross,
-    where they jump (benchmarks/bench_crack_tip_nve.py measures what that costs in NVE)."""
+    where they jump (benchmarks/bench_crack_tip_nve.py measures what that costs in NVE); groups of a few
+    atoms bring the buffer within the product scheme's reach."""
 
-    def __init__(self, locator: CrackTipLocator, r_inner: float, width: float, switch="quintic"):
+    def __init__(self, locator: CrackTipLocator, r_inner: float, width: float, switch="quintic", units=None):
         if r_inner < 0 or width <= 0:
             raise InputError(f"CrackTipPartitioner: need r_inner >= 0 and width > 0 Å, got {r_inner}, {width}")
         self.locator = locator
         self.r_inner, self.width = float(r_inner), float(width)
         self.switch = switch if isinstance(switch, Switch) else Switch(switch)
+        self.units = None if units is None else [np.asarray(u, int) for u in units]
         self.core_atoms = np.zeros(0, int)
         self.last_tip: TipLocation | None = None
 
     def weights(self, system: AtomicSystem) -> Weights:
+        n_atoms = len(system)
+        units = [np.array([k]) for k in range(n_atoms)] if self.units is None else self.units
+        covered = np.sort(np.concatenate(units))
+        if covered.size != n_atoms or np.any(covered != np.arange(n_atoms)):
+            raise InputError(f"CrackTipPartitioner: the units must cover each of the {n_atoms} atoms once")
         tip = self.locator(system)
         self.last_tip = tip
-        d = system.positions - tip.position
-        if system.pbc[2]:
-            period = system.cell[2]
+        period = system.cell[2] if system.pbc[2] else None
+        if period is not None:
             height = float(np.linalg.norm(period))
             if height <= 2 * (self.r_inner + self.width):
                 diameter = 2 * (self.r_inner + self.width)
                 raise InputError(f"CrackTipPartitioner: the periodic front is {height:.2f} Å thick, not more than "
                                  f"the region's diameter 2 (r_inner + width) = {diameter:.2f} Å; "
                                  "use a thicker slab or a smaller region")
+        centroids = np.array([_unwrap(system, u).mean(axis=0) for u in units])
+        d = centroids - tip.position
+        if period is not None:
             d -= np.outer(np.round(d @ period / height**2), period)      # minimum image along the front
         rho = np.linalg.norm(d, axis=1)
         w, dw = radial_weight(self.switch, rho, self.r_inner, self.width)
-        units = [np.array([k]) for k in range(len(system))]
         grads, strain = {}, {}
         for k in np.flatnonzero((w > 0) & (w < 1)):
             rhat = d[k] / rho[k]
             gk = -dw[k] * np.einsum("g,nga->na", rhat, tip.jacobian)
-            gk[k] += dw[k] * rhat
+            gk[units[k]] += dw[k] * rhat / len(units[k])
             grads[int(k)] = gk
-            strain[int(k)] = dw[k] * (np.outer(system.positions[k], rhat) - np.einsum("g,abg->ab", rhat, tip.strain))
+            strain[int(k)] = dw[k] * (np.outer(centroids[k], rhat) - np.einsum("g,abg->ab", rhat, tip.strain))
         return Weights(units, np.asarray(w, float), grads, strain, np.array(tip.position, float))

@@ -10,7 +10,7 @@ from ase.calculators.morse import MorsePotential
 
 from continuum.crack_slab import GPA, MPA_SQRT_M, k_field_positions, silicon_crack, silicon_crack_slab
 from couplers.blend import blended
-from couplers.crack_tip import CrackTipLocator, CrackTipPartitioner
+from couplers.crack_tip import CrackTipLocator, CrackTipPartitioner, block_units
 from hybrid.errors import InputError
 from hybrid.ml.adapters import ASECalculatorPotential
 from hybrid.system import AtomicSystem
@@ -93,12 +93,16 @@ def test_weights_gradients_are_exact(slab):
                 assert (wp - wm) / (2 * h) == pytest.approx(W.strain[u][a, b], abs=1e-4)
 
 
-@pytest.fixture(scope="module")
-def model(slab):
+def levels():
     low = ASECalculatorPotential(MorsePotential(epsilon=2.3, r0=2.35, rho0=6.0, rcut1=3.0, rcut2=3.6), "low")
     high = ASECalculatorPotential(MorsePotential(epsilon=2.0, r0=2.4, rho0=5.0, rcut1=3.0, rcut2=3.6), "high")
+    return low, high
+
+
+@pytest.fixture(scope="module")
+def model(slab):
     part = CrackTipPartitioner(locator(slab), 4.0, 1.5)
-    return blended(low, high, part, scheme="sorted", bonds=np.zeros((0, 2), int)), part
+    return blended(*levels(), part, scheme="sorted", bonds=np.zeros((0, 2), int)), part
 
 
 @pytest.mark.parametrize("shift", [0.0, 2.0])
@@ -111,6 +115,34 @@ def test_blend_forces_are_exact_while_the_tip_moves(slab, model, shift):
     fd = fd_forces(blend, s, h=1e-4, atoms=atoms)
     assert np.abs(fd[atoms] - F[atoms]).max() < 1e-4
     assert np.abs(F.sum(axis=0)).max() < 1e-8                    # no net force: the region moves with the atoms
+
+
+def test_blocks_of_atoms_as_units_keep_the_weights_exact_and_the_product_scheme_affordable(slab):
+    """Fixed blocks of ~4 atoms (block_units) instead of single atoms: 3-4 units in the buffer, so the
+    smooth product scheme applies; its forces are exact (FD, 1e-4 eV/Å) with the tip moved by 1 Å."""
+    atoms = slab[0]
+    units = block_units(atoms.positions, (4.4, 4.7, 3.84))
+    assert np.array_equal(np.sort(np.concatenate(units)), np.arange(len(atoms)))
+    s = cracked(slab, 2.0, 1.0)
+    part = CrackTipPartitioner(locator(slab), 4.0, 1.5, units=units)
+    W = part.weights(s)
+    assert 1 <= len(W.buffer) <= 6
+    h = 1e-5
+    u = W.buffer[0]
+    for k in list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[u][0])]:
+        for a in range(3):
+            x = s.positions.copy()
+            x[k, a] += h
+            wp = part.weights(s.with_positions(x)).w[u]
+            x[k, a] -= 2 * h
+            wm = part.weights(s.with_positions(x)).w[u]
+            assert (wp - wm) / (2 * h) == pytest.approx(W.grad[u][k, a], abs=1e-4)
+    blend = blended(*levels(), part, scheme="product", bonds=np.zeros((0, 2), int))
+    F = blend.compute(s).forces
+    check = list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[u][0])]
+    assert np.abs(fd_forces(blend, s, h=1e-4, atoms=check)[check] - F[check]).max() < 1e-4
+    with pytest.raises(InputError, match="cover each"):
+        CrackTipPartitioner(locator(slab), 4.0, 1.5, units=units[1:]).weights(s)
 
 
 def test_bad_crack_geometry_is_named(slab):
