@@ -10,7 +10,7 @@ holds 10-30 atoms) or blocks of ~4 atoms (block_units) with ``product`` partitio
 One table: for each K, the low level alone and the blend, max |E − E0| and the end drift of the total
 energy, how far the located tip moved, and wall time per step.
 
-    python benchmarks/bench_crack_tip_nve.py [--steps 400] [--dt 0.5]
+    python benchmarks/bench_crack_tip_nve.py [--steps 400] [--dt 0.5] [--K 1 2]
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--dt", type=float, default=0.5, help="fs")
+    ap.add_argument("--K", type=float, nargs="+", default=[1.0, 2.0], help="loads in MPa√m")
     args = ap.parse_args(argv)
     from continuum.crack_slab import GPA, MPA_SQRT_M, k_field_positions, silicon_crack, silicon_crack_slab
     from couplers.blend import blended
@@ -88,7 +89,7 @@ def main(argv=None):
     print(f"{len(slab)} atoms, {args.steps} steps of {args.dt} fs; tip region 4 + 1.5 Å\n")
     print("| K (MPa√m) | model | max abs(E − E0) (meV) | drift (meV) | tip moved (Å) | s/step |")
     print("|---|---|---|---|---|---|")
-    for K in (1.0, 2.0):
+    for K in args.K:
         a = slab.copy()
         a.positions = k_field_positions(slab, crack, K * MPA_SQRT_M, (centre[0], y0))
         system = AtomicSystem.from_ase(a)
