@@ -66,6 +66,18 @@ def test_the_tip_follows_the_crack_and_its_derivatives_are_exact(slab):
     assert np.allclose(tip.jacobian.sum(axis=0), np.eye(3), atol=1e-10)     # translating all atoms moves it
 
 
+def check_weight_gradient(part, s, W, u, atoms, h=1e-5):
+    """Central differences of unit u's weight against W.grad[u] on ``atoms`` (1e-4 per Å)."""
+    for k in atoms:
+        for a in range(3):
+            x = s.positions.copy()
+            x[k, a] += h
+            wp = part.weights(s.with_positions(x)).w[u]
+            x[k, a] -= 2 * h
+            wm = part.weights(s.with_positions(x)).w[u]
+            assert (wp - wm) / (2 * h) == pytest.approx(W.grad[u][k, a], abs=1e-4)
+
+
 def test_weights_gradients_are_exact(slab):
     s = cracked(slab, 2.0)
     part = CrackTipPartitioner(locator(slab), 4.0, 1.5)
@@ -74,14 +86,7 @@ def test_weights_gradients_are_exact(slab):
     h = 1e-5
     top = np.argsort(-part.last_tip.weights)[:2]
     for u in W.buffer[:4]:
-        for k in list(top) + [u]:
-            for a in range(3):
-                x = s.positions.copy()
-                x[k, a] += h
-                wp = part.weights(s.with_positions(x)).w[u]
-                x[k, a] -= 2 * h
-                wm = part.weights(s.with_positions(x)).w[u]
-                assert (wp - wm) / (2 * h) == pytest.approx(W.grad[u][k, a], abs=1e-4)
+        check_weight_gradient(part, s, W, u, list(top) + [u])
         for a in range(3):
             for b in range(3):
                 e = np.zeros((3, 3))
@@ -127,16 +132,8 @@ def test_blocks_of_atoms_as_units_keep_the_weights_exact_and_the_product_scheme_
     part = CrackTipPartitioner(locator(slab), 4.0, 1.5, units=units)
     W = part.weights(s)
     assert 1 <= len(W.buffer) <= 6
-    h = 1e-5
     u = W.buffer[0]
-    for k in list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[u][0])]:
-        for a in range(3):
-            x = s.positions.copy()
-            x[k, a] += h
-            wp = part.weights(s.with_positions(x)).w[u]
-            x[k, a] -= 2 * h
-            wm = part.weights(s.with_positions(x)).w[u]
-            assert (wp - wm) / (2 * h) == pytest.approx(W.grad[u][k, a], abs=1e-4)
+    check_weight_gradient(part, s, W, u, list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[u][0])])
     blend = blended(*levels(), part, scheme="product", bonds=np.zeros((0, 2), int))
     F = blend.compute(s).forces
     check = list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[u][0])]
