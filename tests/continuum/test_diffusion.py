@@ -288,7 +288,7 @@ def test_underdamped_data_warn_at_small_gamma_tau_and_give_D_at_the_recommended_
     """Langevin dynamics with velocities (γ = 20, k_BT/m = 1, so D = 1/γ = 0.05 and τ_m = 1/γ) in a 0.2 kT
     landscape, periodic box of 4, 40 bins: the velocity memory time is measured from the positions alone;
     at γτ = 0.8 the estimate warns; the scan recommends a lag of ≥ 10 τ_m where D is within 5 % RMS (measured
-    3.3 %, mean −0.1 %) and F within 0.1 kT, while the same lag without the memory correction is low by
+    3.6 %, mean −0.1 %) and F within 0.1 kT, while the same lag without the memory correction is low by
     about τ_m/τ (measured −7 %)."""
     from continuum.diffusion import DiffusionWarning, velocity_memory_time
     from continuum.langevin import underdamped_langevin
