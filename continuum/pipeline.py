@@ -322,11 +322,12 @@ def transport(source, species: dict, axis="z", bins: int = 30, extent: tuple[flo
             lag = scan.recommended_lag()
             if equal_mixing:
                 pilot = estimate_diffusion_profile(x, edges, dt, lag, temperature, periodic, errors=False,
-                                                   warn=False)
+                                                   warn=False, memory_time=scan.memory_time)
                 edges = equal_mixing_edges(pilot.diffusivity, lo, hi, int(bins))
                 scan = lag_scan(x, edges, dt, lags, temperature, periodic)
                 lag = scan.recommended_lag()
-            est = estimate_diffusion_profile(x, edges, dt, lag, temperature, periodic)
+            est = estimate_diffusion_profile(x, edges, dt, lag, temperature, periodic,
+                                             memory_time=scan.memory_time)
         messages = [str(w.message) for w in caught if issubclass(w.category, DiffusionWarning)]
         for m in messages:
             warnings.warn(f"species {name!r}: {m}", DiffusionWarning, stacklevel=2)
