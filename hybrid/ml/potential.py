@@ -8,6 +8,7 @@ both by one backward pass. The virial is returned for periodic systems.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..neighbors import neighbor_pairs
@@ -57,6 +58,20 @@ class MLPotential(Potential):
         species = self.model.species_index(torch.from_numpy(system.numbers))
         e_atoms = self.model(species, i, j, pair_vectors(positions, cell, i, j, s))
         return e_atoms - self.model.energy_offset / len(system)
+
+    def atom_virials(self, system: AtomicSystem) -> np.ndarray:
+        """Per-atom virials W_a (N, 3, 3) in eV: each pair's −r_ij ⊗ ∂E/∂r_ij split equally between i and j,
+        so Σ_a W_a = −∂E/∂ε, the virial of ``compute`` (also for open systems, where it is
+        Σ_a r_a ⊗ F_a). Local stress: σ_a = −W_a / V_a."""
+        i, j, s = graph(system, self.model.cutoff)
+        species = self.model.species_index(torch.from_numpy(system.numbers))
+        pos = torch.tensor(system.positions, dtype=self.dtype)
+        cell = torch.tensor(system.cell, dtype=self.dtype)
+        vec = pair_vectors(pos, cell, i, j, s).requires_grad_(True)
+        (g,) = torch.autograd.grad(self.model(species, i, j, vec).sum(), vec)
+        w = -(vec[:, :, None] * g[:, None, :]).detach()
+        out = torch.zeros(len(system), 3, 3, dtype=self.dtype).index_add(0, i, 0.5 * w).index_add(0, j, 0.5 * w)
+        return out.numpy().astype(float)
 
     def _compute(self, system: AtomicSystem) -> Result:
         pos = torch.tensor(system.positions, dtype=self.dtype)

@@ -30,6 +30,26 @@ def test_forces_match_fd_periodic_and_cluster(model):
     assert r.energies.sum() == pytest.approx(r.energy)
 
 
+def test_atom_virials_sum_to_the_virial_and_are_local(model):
+    """Σ_a W_a is the strain-derivative virial (periodic) and Σ_a r_a ⊗ F_a (cluster); W_a of an atom
+    far from a displaced one does not change (each pair's virial goes to its own two atoms)."""
+    pot = MLPotential(model)
+    box = water_box(2, spacing=2.9)
+    w = pot.atom_virials(box)
+    assert w.shape == (len(box), 3, 3)
+    assert np.abs(w.sum(0) - pot.compute(box).virial).max() < 1e-10
+    cluster = AtomicSystem(box.numbers[:9], box.positions[:9])
+    assert np.abs(pot.atom_virials(cluster).sum(0) - cluster.positions.T @ pot.compute(cluster).forces).max() < 1e-10
+    cluster = water_box(3, spacing=2.9)
+    cluster = AtomicSystem(cluster.numbers, cluster.positions)
+    moved = cluster.positions.copy()
+    moved[0] += 0.05
+    far = np.linalg.norm(cluster.positions - cluster.positions[0], axis=1) > 2 * model.cutoff
+    w0, w1 = pot.atom_virials(cluster), pot.atom_virials(cluster.with_positions(moved))
+    assert far.any() and np.abs(w1[far] - w0[far]).max() < 1e-14
+    assert np.abs(w1[0] - w0[0]).max() > 1e-4
+
+
 def test_virial_matches_strain_derivative(model):
     pot = MLPotential(model)
     box = water_box(2, spacing=2.9)
