@@ -78,6 +78,8 @@ class BlendedCorrection(Potential):
     core : atoms whose units form the expansion's core (default: the partitioner's
         ``core_atoms``, the centre's own molecule or a fixed region; none if it has none).
     max_buffer : most buffer units (product) or expansion members (expansion).
+    open_shell : "error" (default) or "lowest": a region with an odd electron count is a doublet
+        (:mod:`couplers.charges`).
     embedding : a :class:`couplers.embedding.Embedding`: the high level's region calls run in its
         charges of every atom outside the region, the low level's get their Coulomb term
         (electrostatic embedding; forces on every atom); None: mechanical embedding.
@@ -86,7 +88,7 @@ class BlendedCorrection(Potential):
     def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
                  max_buffer: int = 6, workers: int = 1, bonds=None,
                  charges=None, name: str | None = None, max_instances: int = 256,
-                 order: int = 2, core=None, embedding=None):
+                 order: int = 2, core=None, embedding=None, open_shell: str = "error"):
         if scheme not in SCHEMES:
             raise InputError(f"unknown blending scheme {scheme!r}; choose from {SCHEMES}")
         if int(order) != order or order < 1:
@@ -103,6 +105,9 @@ class BlendedCorrection(Potential):
         self.workers = int(workers)
         self.topology = Topology(bonds=bonds)
         self.charges = charges
+        if open_shell not in ("error", "lowest"):
+            raise InputError(f"open_shell must be 'error' or 'lowest', got {open_shell!r}")
+        self.open_shell = open_shell
         self.name = name or f"Δ({high.name}−{low.name})"
         sp = [set(p.species) for p in (high, low) if p.species is not None]
         self.species = tuple(sorted(set.intersection(*sp))) if sp else None
@@ -185,7 +190,7 @@ class BlendedCorrection(Potential):
     def _setup(self, system):
         """Bonds, molecules and the region charges of ``system`` (recomputed when the system changes)."""
         self._bonds, molecules = self.topology.get(system)
-        self._charges = RegionCharges(system, molecules, self.charges)
+        self._charges = RegionCharges(system, molecules, self.charges, self.open_shell)
         if self.embedding is not None:
             self.embedding.setup(system, molecules, self._charges.q)
 

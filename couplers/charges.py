@@ -21,7 +21,10 @@ Where q comes from, first match wins:
 Multiplicity: a region of a closed-shell system (multiplicity 1) with an even
 electron count is a singlet; an odd count, or any region of an open-shell
 system, is an error naming the region unless a callable
-``charges(atoms) -> (charge, multiplicity)`` says otherwise.
+``charges(atoms) -> (charge, multiplicity)`` says otherwise, or
+``open_shell="lowest"`` asks for the lowest multiplicity of the count (a
+doublet for an odd one: a region that cuts through dangling bonds, e.g. the
+faces of a crack in silicon).
 """
 from __future__ import annotations
 
@@ -41,10 +44,14 @@ class RegionCharges:
 
     system : the AtomicSystem; units : its molecules (list of index arrays);
     given : None, (N,) formal charges, {atom: charge}, or callable(atoms) -> charge
-    or (charge, multiplicity) (then used as is, atoms a sorted (n,) int array).
+    or (charge, multiplicity) (then used as is, atoms a sorted (n,) int array);
+    open_shell : "error" (an odd electron count in a region is an error) or "lowest" (it is a doublet).
     """
 
-    def __init__(self, system, units, given=None):
+    def __init__(self, system, units, given=None, open_shell: str = "error"):
+        if open_shell not in ("error", "lowest"):
+            raise InputError(f"open_shell must be 'error' or 'lowest', got {open_shell!r}")
+        self.open_shell = open_shell
         n = len(system)
         self.callable = given if callable(given) else None
         self.closed_shell = int(system.multiplicity) == 1
@@ -98,10 +105,12 @@ class RegionCharges:
         if not self.closed_shell:
             raise InputError(f"region {_name(atoms, self.numbers)}: the system is open-shell; give the region's "
                              "multiplicity (charges=callable(atoms) -> (charge, multiplicity))")
+        if electrons % 2 and self.open_shell == "lowest":
+            return int(charge), 2
         if electrons % 2:
             raise InputError(f"region {_name(atoms, self.numbers)} with charge {charge} has {electrons} electrons, "
                              "an odd count: not a closed-shell singlet; give charges or the region's multiplicity "
-                             "(charges=callable(atoms) -> (charge, multiplicity))")
+                             "(charges=callable(atoms) -> (charge, multiplicity)), or open_shell='lowest'")
         return int(charge), 1
 
 

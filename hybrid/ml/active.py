@@ -387,7 +387,10 @@ class ActiveLearner(Potential):
         of the first step's bonds (tolerance 1.3, checked; module docstring)
     cluster_charge : callable(atoms (n,) int array) -> charge of a cluster in
         e (default: 0 for a neutral system; required for charged systems);
-        link atoms do not change it. The multiplicity is the system's.
+        link atoms do not change it. The multiplicity is the system's, unless
+        ``open_shell="lowest"``: then a cluster with an odd electron count
+        (dangling bonds, e.g. a crack's faces) is a doublet, as in
+        :mod:`couplers.charges`.
     on_untrusted : "reference" (default: the step's forces from the reference
         label) or "raise" (:class:`UntrustedStepError`)
     promote : False (default), True or "conservative" (every step an
@@ -448,7 +451,8 @@ class ActiveLearner(Potential):
 
     def __init__(self, committee, reference, *, train_frames=(), levels: TrustLevels | None = None,
                  check_every: int = 1, cluster_radius: float | None = None, units=None,
-                 max_molecule_atoms: int = 24, cluster_charge=None, on_untrusted: str = "reference",
+                 max_molecule_atoms: int = 24, cluster_charge=None, open_shell: str = "error",
+                 on_untrusted: str = "reference",
                  promote: bool | str = False, promote_max_buffer: int = 4,
                  promote_softness: float | None = None, retrain: str = "fine_tune",
                  retrain_every: int = 5, retrain_interval: int | None = None, retrain_kwargs=None,
@@ -524,6 +528,9 @@ class ActiveLearner(Potential):
         self.cluster_radius = None if cluster_radius is None else float(cluster_radius)
         self.units = None if units is None else [np.asarray(u, int) for u in units]
         self.cluster_charge = cluster_charge
+        if open_shell not in ("error", "lowest"):
+            raise InputError(f"ActiveLearner: open_shell must be 'error' or 'lowest', got {open_shell!r}")
+        self.open_shell = open_shell
         self.on_untrusted = on_untrusted
         if promote is True:
             promote = "conservative"
@@ -793,6 +800,8 @@ class ActiveLearner(Potential):
                              "callable(atoms) -> charge so that clusters carry the right charge")
         from couplers.link_atoms import CappedRegion
         region = CappedRegion(system, picked, self._bonds, charge=charge)
+        if self.open_shell == "lowest" and region.system.n_electrons() % 2:
+            region = CappedRegion(system, picked, self._bonds, charge=charge, multiplicity=2)
         if len(region.cuts) and self.species is not None and 1 not in self.species:
             raise InputError(f"{self.name}: the cluster cuts {len(region.cuts)} covalent bond(s) and caps "
                              "them with hydrogen, an element the committee does not know; pass units= that "
@@ -929,7 +938,7 @@ class ActiveLearner(Potential):
             self._blend = BlendedCorrection(self._promote_reference, self.committee, part, scheme="product",
                                             max_buffer=self.promote_max_buffer,
                                             bonds=self._bonds, charges=charge,
-                                            name="promoted")
+                                            open_shell=self.open_shell, name="promoted")
         self._sigma = sigma
         if self.promote == "conservative":
             self._blend.partitioner.set_deviation(system, sigma)     # the committee's σ_F, already computed

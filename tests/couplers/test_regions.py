@@ -90,6 +90,11 @@ def test_region_of_unknown_charge_is_an_error_naming_it():
     odd = AtomicSystem([8, 1], [[0, 0, 0], [0, 0, 0.97]])     # OH radical
     with pytest.raises(InputError, match="9 electrons, an odd count"):
         RegionCharges(odd, find_molecules(odd)).state(np.array([0, 1]))
+    assert RegionCharges(odd, find_molecules(odd), open_shell="lowest").state(np.array([0, 1])) == (0, 2)
+    assert RegionCharges(odd, find_molecules(odd), open_shell="lowest").state(np.array([0]), n_links=1) == (0, 2)
+    assert RegionCharges(s, find_molecules(s), open_shell="lowest").state(np.array([0])) == (2, 1)
+    with pytest.raises(InputError, match="open_shell must be"):
+        RegionCharges(odd, find_molecules(odd), open_shell="high")
 
 
 def test_metal_water_contact_gets_no_link_atom():

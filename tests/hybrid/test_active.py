@@ -19,7 +19,7 @@ except ImportError:   # ASE < 3.27
 
 from couplers.ase_calculator import HybridCalculator
 from couplers.blend import blended
-from couplers.partition import FixedPartitioner
+from couplers.partition import FixedPartitioner, find_bonds
 from hybrid.build import water_cluster
 from hybrid.errors import InputError
 from hybrid.labelling import load_labels
@@ -90,6 +90,24 @@ def test_cluster_takes_whole_molecules_and_caps_a_cut_c_c_bond():
     # with the default size limit butane is one unit: the whole molecule comes along, no cut
     whole = uncertain_cluster(s, [4], 2.0)
     assert whole.atoms.tolist() == list(range(17)) and len(whole.cuts) == 0
+
+
+def test_a_cluster_with_an_odd_electron_count_is_a_doublet_when_asked():
+    """Silicon with a dangling bond: the capped cluster about a 3-coordinated atom has an odd count."""
+    from ase.build import bulk
+    si = bulk("Si", "diamond", 5.43, cubic=True).repeat(2)
+    s = AtomicSystem.from_ase(si)
+    s = s.subset(np.delete(np.arange(len(s)), 1))                 # a vacancy: its neighbours dangle
+    committee = random_committee(species=(1, 14))
+    ref = XTBPotential("GFN1-xTB", electronic_temperature=3000.0)
+    for open_shell, mult in (("error", 1), ("lowest", 2)):
+        learner = ActiveLearner(committee, ref, cluster_radius=2.5, open_shell=open_shell)
+        learner._bonds = find_bonds(s)
+        region = learner.cluster(s, [0])
+        assert region.system.n_electrons() % 2 == 1
+        assert region.system.multiplicity == mult
+    with pytest.raises(InputError, match="open_shell"):
+        ActiveLearner(committee, ref, open_shell="high")
 
 
 def test_cluster_inputs_are_checked():
