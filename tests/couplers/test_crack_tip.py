@@ -155,3 +155,35 @@ def test_bad_crack_geometry_is_named(slab):
         far(intact)
     with pytest.raises(InputError, match="wider than twice"):
         CrackTipLocator(((0, 3), (0, 10)), window_width=2.0)
+
+
+def test_capped_blend_with_link_atoms_has_exact_forces_while_the_tip_moves(slab):
+    """The crack example's set-up with cheap levels: two different random MLIPs that know H and Si stand in
+    for the Si MLIP and GFN1-xTB; the region's cut Si–Si bonds get hydrogen link atoms (default bonds),
+    4-atom blocks, product partitions, odd regions as doublets. FD forces to 1e-4 eV/Å on the atoms that
+    define the tip, a buffer atom and an atom outside the region bonded to it (link-atom chain rule)."""
+    import torch
+
+    from hybrid.ml.model import AtomicMLP
+    from hybrid.ml.potential import MLPotential
+    pots = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        pots.append(MLPotential(AtomicMLP((1, 14), cutoff=3.0, n_radial=3, hidden=(8,)), name=f"m{seed}"))
+    atoms = slab[0]
+    units = block_units(atoms.positions, (4.4, 4.7, 3.84))
+    for shift in (0.0, 1.0):
+        s = cracked(slab, 2.0, shift)
+        part = CrackTipPartitioner(locator(slab), 4.0, 1.5, units=units)
+        blend = blended(pots[0], pots[1], part, scheme="product", open_shell="lowest")   # bonds of this crack
+        res = blend.compute(s)
+        W = part.weights(s)
+        region = np.concatenate([units[u] for u in list(W.inner) + list(W.buffer)])
+        from couplers.link_atoms import cut_bonds
+        from couplers.partition import find_bonds
+        cuts = cut_bonds(find_bonds(s), region)
+        assert len(cuts) > 0
+        check = list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[W.buffer[0]][0]), int(cuts[0][1])]
+        fd = fd_forces(blend, s, h=1e-4, atoms=check)
+        assert np.abs(fd[check] - res.forces[check]).max() < 1e-4
+        assert np.abs(res.forces.sum(axis=0)).max() < 1e-8
