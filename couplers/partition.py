@@ -160,8 +160,11 @@ def place_units(system: AtomicSystem, units, centre=None) -> list[np.ndarray]:
     Each unit is made whole (minimum image relative to its first atom) and
     shifted by a lattice vector so that its centre of mass c_u sits at its
     minimum image relative to ``centre`` (3,) Å. The image is unique, whatever
-    the order of the atoms, when |c_u - centre| < h/2 (h: the smallest height
-    of the cell over its periodic directions); a region with a unit at h/2 or
+    the order of the atoms, when |P(c_u - centre)| < h/2 (h: the smallest height
+    of the cell over its periodic directions; P: the projection onto the span of
+    the periodic cell vectors, the identity for a fully periodic cell, so that a
+    slab or a wire may hold regions longer than half the box along its open
+    directions); a region with a unit at h/2 or
     beyond is larger than half the box and refused (InputError). Without a
     centre the units are placed around the first unit's c_u, then around the
     mass-weighted centre of the placed c_u, and the c_u must lie within h/2 of
@@ -182,11 +185,13 @@ def place_units(system: AtomicSystem, units, centre=None) -> list[np.ndarray]:
         centre = (m[:, None] * first).sum(0) / m.sum()
     centre = np.asarray(centre, float)
     d = np.array([_mic(system, c - centre) for c in coms])
+    per = np.array([system.cell[k] for k in range(3) if system.pbc[k]])
+    d_per = d @ (per.T @ np.linalg.solve(per @ per.T, per))    # P d: the part along the periodic directions
     if given:
-        size, what = np.linalg.norm(d, axis=1).max(), "a molecule's centre of mass lies"
+        size, what = np.linalg.norm(d_per, axis=1).max(), "a molecule's centre of mass lies"
     else:
         from scipy.spatial.distance import pdist
-        size, what = (pdist(d).max() if len(d) > 1 else 0.0), "two molecules' centres of mass lie"
+        size, what = (pdist(d_per).max() if len(d) > 1 else 0.0), "two molecules' centres of mass lie"
     if size >= half:
         raise InputError(f"a region of {len(units)} molecules is larger than half the box: {what} {size:.2f} Å "
                          f"apart (half the box: {half:.2f} Å), so its periodic image is ambiguous; use a larger "

@@ -44,6 +44,18 @@ def test_region_larger_than_half_the_box_is_refused():
         pot.compute(box)
 
 
+def test_a_slab_region_may_be_long_along_its_open_directions_but_not_along_its_period():
+    """pbc only along z (6 Å): units 20 Å apart in x are placed as they are; three units spread over 4 Å
+    of z (2 Å steps) are not: their images are ambiguous."""
+    from couplers.partition import place_units
+    pos = np.array([[0.0, 0, 1], [20.0, 0, 1], [0.0, 5, 3.0], [0.0, 5, 5.0]])
+    slab = AtomicSystem([18] * 4, pos, cell=np.diag([40.0, 40.0, 6.0]), pbc=[False, False, True])
+    placed = place_units(slab, [np.array([0]), np.array([1])])
+    assert np.allclose(placed[1] - placed[0], [[20.0, 0, 0]])
+    with pytest.raises(InputError, match="larger than half the box"):
+        place_units(slab, [np.array([0]), np.array([2]), np.array([3])])
+
+
 class Recorder(Potential):
     """E = 0: records the atoms, charge and multiplicity of every region it is given."""
     name = "recorder"
