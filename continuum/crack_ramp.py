@@ -51,15 +51,28 @@ class CrackDisc:
         """(N, 3) positions of the whole disc displaced by the field at K (eV/Å^{5/2})."""
         return k_field_positions(self.reference, self.crack, K, self.tip)
 
-    def state(self, positions) -> tuple[float, int]:
-        """(tip x in Å, number of broken bonds) of a configuration (N, 3)."""
+    def _broken(self, positions):
+        """(broken (B,) bool, midpoints (B, 3) Å) of the crack-plane bonds."""
         d = positions[self.bonds[:, 1]] - positions[self.bonds[:, 0]]
         d[:, 2] -= np.round(d[:, 2] / self.reference.cell[2, 2]) * self.reference.cell[2, 2]
-        broken = np.linalg.norm(d, axis=1) > self.r_break
+        return np.linalg.norm(d, axis=1) > self.r_break, positions[self.bonds[:, 0]] + 0.5 * d
+
+    def state(self, positions) -> tuple[float, int]:
+        """(tip x in Å, number of broken bonds) of a configuration (N, 3)."""
+        broken, mid = self._broken(positions)
         if not broken.any():
             return float("-inf"), 0
-        mid = 0.5 * (positions[self.bonds[:, 0], 0] + positions[self.bonds[:, 1], 0])
-        return float(mid[broken].max()), int(broken.sum())
+        return float(mid[broken, 0].max()), int(broken.sum())
+
+    def tip_bond(self, positions) -> np.ndarray:
+        """(3,) Å: the midpoint of the bond that breaks next, the rearmost intact crack-plane bond ahead of the
+        foremost broken one."""
+        broken, mid = self._broken(positions)
+        x_tip = mid[broken, 0].max() if broken.any() else -np.inf
+        ahead = np.flatnonzero(~broken & (mid[:, 0] > x_tip))
+        if not len(ahead):
+            raise ValueError("no intact crack-plane bond is left ahead of the tip")
+        return mid[ahead[np.argmin(mid[ahead, 0])]]
 
 
 def crack_disc(slab, y_plane: float, crack, radius: float, r_fix: float, tip=None,
@@ -162,10 +175,12 @@ def _ramp(disc, start: RampPoint, step: float, event, calculator, max_loads: int
 
 
 def lattice_trapping(disc: CrackDisc, calculator, K_start: float, step: float, max_loads: int = 40,
-                     bisections: int = 2, **relax_kw) -> TrappingRange:
-    """K₋ and K₊ by ramping down and up by ``step`` from a state relaxed at K_start (module docstring).
-    The start must neither advance nor heal: it is relaxed from the field at K_start."""
-    pos, e, steps, ok = relax(disc, disc.loaded(K_start), calculator, **relax_kw)
+                     bisections: int = 2, start_positions=None, **relax_kw) -> TrappingRange:
+    """K₋ and K₊ by ramping down and up by ``step`` from a state relaxed at K_start (module docstring),
+    relaxed from ``start_positions`` ((N, 3) Å, e.g. another potential's relaxed state at K_start; default
+    the field at K_start)."""
+    first = disc.loaded(K_start) if start_positions is None else np.asarray(start_positions, float)
+    pos, e, steps, ok = relax(disc, first, calculator, **relax_kw)
     tip, n = disc.state(pos)
     start = RampPoint(float(K_start), tip, n, e, steps, ok, pos)
     k_plus, up = _ramp(disc, start, abs(step), lambda p: p.n_broken > start.n_broken, calculator, max_loads,
