@@ -22,9 +22,9 @@ Multiplicity: a region of a closed-shell system (multiplicity 1) with an even
 electron count is a singlet; an odd count, or any region of an open-shell
 system, is an error naming the region unless a callable
 ``charges(atoms) -> (charge, multiplicity)`` says otherwise, or
-``open_shell="lowest"`` asks for the lowest multiplicity of the count (a
-doublet for an odd one: a region that cuts through dangling bonds, e.g. the
-faces of a crack in silicon).
+``open_shell="lowest"`` asks for the lowest multiplicity of the count, in a
+closed- or open-shell system alike (a doublet for an odd one: a region that
+cuts through dangling bonds, e.g. the faces of a crack in silicon).
 """
 from __future__ import annotations
 
@@ -102,11 +102,11 @@ class RegionCharges:
                                  "charges (charges=(N,) array or {atom: charge}, or a PDB with formal charges)")
             charge = int(self.q[atoms].sum())
         electrons = int(self.numbers[atoms].sum()) + int(n_links) - int(charge)
+        if self.open_shell == "lowest":
+            return int(charge), 1 + electrons % 2
         if not self.closed_shell:
             raise InputError(f"region {_name(atoms, self.numbers)}: the system is open-shell; give the region's "
                              "multiplicity (charges=callable(atoms) -> (charge, multiplicity))")
-        if electrons % 2 and self.open_shell == "lowest":
-            return int(charge), 2
         if electrons % 2:
             raise InputError(f"region {_name(atoms, self.numbers)} with charge {charge} has {electrons} electrons, "
                              "an odd count: not a closed-shell singlet; give charges or the region's multiplicity "

@@ -388,9 +388,9 @@ class ActiveLearner(Potential):
     cluster_charge : callable(atoms (n,) int array) -> charge of a cluster in
         e (default: 0 for a neutral system; required for charged systems);
         link atoms do not change it. The multiplicity is the system's, unless
-        ``open_shell="lowest"``: then a cluster with an odd electron count
-        (dangling bonds, e.g. a crack's faces) is a doublet, as in
-        :mod:`couplers.charges`.
+        ``open_shell="lowest"``: then a cluster is a singlet or, with an odd
+        electron count (dangling bonds, e.g. a crack's faces), a doublet,
+        whatever the system's, as in :mod:`couplers.charges`.
     on_untrusted : "reference" (default: the step's forces from the reference
         label) or "raise" (:class:`UntrustedStepError`)
     promote : False (default), True or "conservative" (every step an
@@ -800,8 +800,10 @@ class ActiveLearner(Potential):
                              "callable(atoms) -> charge so that clusters carry the right charge")
         from couplers.link_atoms import CappedRegion
         region = CappedRegion(system, picked, self._bonds, charge=charge)
-        if self.open_shell == "lowest" and region.system.n_electrons() % 2:
-            region = CappedRegion(system, picked, self._bonds, charge=charge, multiplicity=2)
+        if self.open_shell == "lowest":
+            lowest = 1 + region.system.n_electrons() % 2
+            if lowest != region.system.multiplicity:
+                region = CappedRegion(system, picked, self._bonds, charge=charge, multiplicity=lowest)
         if len(region.cuts) and self.species is not None and 1 not in self.species:
             raise InputError(f"{self.name}: the cluster cuts {len(region.cuts)} covalent bond(s) and caps "
                              "them with hydrogen, an element the committee does not know; pass units= that "

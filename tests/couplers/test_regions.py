@@ -105,6 +105,11 @@ def test_region_of_unknown_charge_is_an_error_naming_it():
     assert RegionCharges(odd, find_molecules(odd), open_shell="lowest").state(np.array([0, 1])) == (0, 2)
     assert RegionCharges(odd, find_molecules(odd), open_shell="lowest").state(np.array([0]), n_links=1) == (0, 2)
     assert RegionCharges(s, find_molecules(s), open_shell="lowest").state(np.array([0])) == (2, 1)
+    doublet = AtomicSystem([8, 1, 8, 1, 1], [[0, 0, 0], [0, 0, 0.97], [5, 0, 0], [5, 0, 0.96], [5, 0.93, 0]],
+                           multiplicity=2)                    # OH radical + water: the system is a doublet
+    assert RegionCharges(doublet, find_molecules(doublet), open_shell="lowest").state(np.array([2, 3, 4])) == (0, 1)
+    with pytest.raises(InputError, match="open-shell"):
+        RegionCharges(doublet, find_molecules(doublet)).state(np.array([2, 3, 4]))
     with pytest.raises(InputError, match="open_shell must be"):
         RegionCharges(odd, find_molecules(odd), open_shell="high")
 

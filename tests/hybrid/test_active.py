@@ -106,6 +106,12 @@ def test_a_cluster_with_an_odd_electron_count_is_a_doublet_when_asked():
         region = learner.cluster(s, [0])
         assert region.system.n_electrons() % 2 == 1
         assert region.system.multiplicity == mult
+    # in a doublet system (a far H atom added) an even cluster is a singlet, not the system's doublet
+    s2 = AtomicSystem(np.r_[s.numbers, 1], np.vstack([s.positions, [30.0, 30.0, 30.0]]), multiplicity=2)
+    learner = ActiveLearner(committee, ref, cluster_radius=2.5, open_shell="lowest")
+    learner._bonds = find_bonds(s2)
+    region = learner.cluster(s2, [10])
+    assert region.system.n_electrons() % 2 == 0 and region.system.multiplicity == 1
     with pytest.raises(InputError, match="open_shell"):
         ActiveLearner(committee, ref, open_shell="high")
 
