@@ -1,0 +1,346 @@
+"""A silicon (111)[1-10] crack loaded by the continuum K-field: the shipped Si MLIP alone, and with a
+GFN1-xTB region about the tip, measured against the continuum fracture module.
+
+Steps (every number from the potentials themselves, nothing assumed):
+
+1. The MLIP's lattice constant, C11, C12, C44 and relaxed γ(111) (continuum.elastic) and the label level's,
+   as stored with the model by ``models/make_si_gfn1xtb.py``; the anisotropic K-field and K_G = √(2γ/…) of
+   the MLIP's own constants (continuum.fracture).
+2. Lattice trapping of the MLIP (continuum.crack_ramp): a disc of radius R about the tip, its outer 6 Å
+   held on the K-field, relaxed (FIRE, fmax 0.01 eV/Å) at each load; ramps up and down from K_G in steps of
+   0.05 K_G, bisected twice: K₋ < K_G < K₊ for each R in ``--radii``.
+3. J on three domains about the tip from the MLIP's per-atom virials at the highest load below K₊, against
+   G(K) of the applied field and G of the K fitted to the relaxed displacements.
+4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a ball of radius r about the tip (hydrogen link
+   atoms on cut Si–Si bonds, couplers.blend), the ball placed on the tip of the relaxed crack at K_G and kept
+   through the ramps (a trapped tip does not move); K₋ and K₊ for each r in ``--qm-radii``, on a disc whose
+   front is ``--front`` cells long so that the ball fits in the periodic box (3 reduced, 6 full).
+5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP, MLIP alone and the hybrid whose region follows the
+   tip every step (couplers.crack_tip, 4-atom blocks, product partitions): energy drift side by side.
+
+Writes output/ (or ``--out``): results.json, table.md, tip_vs_K.png, energy_release.png, snapshot.png.
+
+    python examples/crack/run.py --reduced      # one disc, one QM radius, short NVE (< 15 min on 2 cores)
+    python examples/crack/run.py                # radii 20/30/40 Å, QM radii 4/5/5.5 Å on a 6-cell front
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+MODEL = ROOT / "models" / "si_gfn1xtb.pt"
+J_M2 = 6.241509074e-2            # 1 J/m² in eV/Å²
+
+
+def qm_level():
+    """The MLIP's label level (models/make_si_gfn1xtb.py)."""
+    from hybrid.ml.adapters import XTBPotential
+    return XTBPotential("GFN1-xTB", electronic_temperature=3000.0)
+
+
+def setup(props, radius, front):
+    from continuum.crack_ramp import crack_disc
+    from continuum.crack_slab import GPA, silicon_crack, silicon_crack_slab
+    crack = silicon_crack(*(props[k] * GPA for k in ("C11_GPa", "C12_GPa", "C44_GPa")))
+    a0 = props["a0_angstrom"]
+    cell = np.array([np.sqrt(6) / 2, np.sqrt(3), np.sqrt(2) / 2]) * a0   # 12-atom cell edges in the crack frame
+    size = (int(np.ceil(2 * (radius + 3) / cell[0])), int(np.ceil(2 * (radius + 3) / cell[1])), int(front))
+    slab, y_plane = silicon_crack_slab(size, a0, 5.0)
+    return crack, crack_disc(slab, y_plane, crack, radius=radius, r_fix=6.0)
+
+
+def qm_ball(disc, positions, r_qm):
+    """Atoms within r_qm Å of the bond that breaks next in ``positions`` (its midpoint), and that point."""
+    centre = disc.tip_bond(positions)
+    lz = disc.reference.cell[2, 2]
+    d = positions - centre
+    d[:, 2] -= np.round(d[:, 2] / lz) * lz
+    atoms = np.flatnonzero(np.linalg.norm(d, axis=1) < r_qm)
+    if len(atoms) < 2:
+        raise ValueError(f"a QM ball of {r_qm} Å about {centre} holds {len(atoms)} atoms")
+    return atoms, centre
+
+
+def trapping_row(tr, k_g, wall):
+    return {"K_minus": [k / k_g for k in tr.k_minus], "K_plus": [k / k_g for k in tr.k_plus],
+            "n_broken_start": tr.start.n_broken, "loads": len(tr.up) + len(tr.down), "wall_s": wall}
+
+
+def j_check(disc, tr, mlip_pot, crack, k_g, a0):
+    """J on three domains about the tip at the highest load below K₊ (the most loaded trapped state), against
+    G of the applied K and G of the K fitted to the relaxed displacements (tip free, continuum.fracture)."""
+    from continuum.crack_ramp import atomistic_j
+    from continuum.fracture import fit_k_field
+    from hybrid.system import AtomicSystem
+    p = max((q for q in [tr.start] + tr.up if q.K < tr.k_plus[1] - 1e-12), key=lambda q: q.K)
+    atoms = disc.reference.copy()
+    atoms.positions = p.positions
+    W = mlip_pot.atom_virials(AtomicSystem.from_ase(atoms))
+    ref = disc.reference.positions
+    r_free = float(np.linalg.norm(ref[:, :2] - disc.tip, axis=1)[~disc.fixed].max())
+    edges = np.linspace(4.0, r_free - 1.0, 4)
+    tip = np.array([disc.tip_bond(p.positions)[0], disc.y_plane])
+    J = atomistic_j(disc, p.positions, W, a0**3 / 8, edges, tip=tip)
+    G = float(crack.energy_release_rate(p.K))
+    free = ~disc.fixed
+    fit = fit_k_field(crack, ref[free, :2], (p.positions - ref)[free, :2], tip_guess=disc.tip, r_min=6.0)
+    G_fit = float(crack.energy_release_rate(fit.K))
+    return {"K_over_KG": p.K / k_g, "tip_minus_centre_A": float(p.tip - disc.tip[0]),
+            "domains_A": [[float(a), float(b)] for a, b in zip(edges[:-1], edges[1:])],
+            "J_J_m2": [float(j) / J_M2 for j in J], "G_J_m2": G / J_M2, "J_over_G": [float(j / G) for j in J],
+            "K_fit_over_KG": fit.K / k_g, "fit_tip_minus_centre_A": (fit.tip - disc.tip).tolist(),
+            "J_over_G_fit": [float(j / G_fit) for j in J]}
+
+
+def nve(potential, disc, positions, steps, dt_fs, locator=None, seed=1):
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.verlet import VelocityVerlet
+
+    from couplers.ase_calculator import HybridCalculator
+    atoms = disc.reference.copy()
+    atoms.positions = positions
+    from ase.constraints import FixAtoms
+    atoms.set_constraint(FixAtoms(indices=np.flatnonzero(disc.fixed)))
+    atoms.calc = HybridCalculator(potential)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=100, rng=np.random.default_rng(seed))
+    atoms.set_momenta(atoms.get_momenta() * ~disc.fixed[:, None])
+    Stationary(atoms)
+    rec = []
+    dyn = VelocityVerlet(atoms, dt_fs * units.fs)
+
+    def record():
+        rec.append((atoms.get_potential_energy() + atoms.get_kinetic_energy(),
+                    locator.last_tip.position[0] if locator is not None and locator.last_tip is not None
+                    else disc.state(atoms.positions)[0]))
+    dyn.attach(record, interval=1)
+    t0 = time.perf_counter()
+    failure = None
+    try:
+        dyn.run(steps)
+    except Exception as exc:          # an SCF that does not converge in one of the regions: reported, not hidden
+        failure = f"step {len(rec)}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        print(f"NVE stopped at {failure}", flush=True)
+    if len(rec) < 2:
+        return {"steps": len(rec), "failure": failure}
+    steps = len(rec) - 1
+    e = np.array([r[0] for r in rec])
+    e -= e[0]
+    tips = np.array([r[1] for r in rec])
+    return {"steps": steps, "dt_fs": dt_fs, "max_abs_dE_meV": float(np.abs(e).max() * 1e3),
+            "drift_meV": float(e[-1] * 1e3), "drift_meV_per_atom_per_ps": float(e[-1] * 1e3 / len(atoms)
+                                                                                 / (steps * dt_fs * 1e-3)),
+            "tip_moved_A": float(tips[-1] - tips[0]), "s_per_step": (time.perf_counter() - t0) / steps,
+            "failure": failure}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reduced", action="store_true", help="one disc, one QM radius, short NVE (< 15 min)")
+    ap.add_argument("--radii", type=float, nargs="+", help="MLIP disc radii R, Å (default 20 30 40; reduced 20)")
+    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM ball radii, Å (default 4 5 5.5; reduced 4)")
+    ap.add_argument("--hybrid-radius", type=float, default=20.0, help="disc radius of the hybrid ramps, Å")
+    ap.add_argument("--front", type=int, help="front length of the hybrid disc in 12-atom cells (3.97 Å each; default "
+                    "3, full setting 6): a QM ball must stay shorter than a quarter of it")
+    ap.add_argument("--step", type=float, default=0.05, help="load step of the MLIP ramps / K_G (bisected twice)")
+    ap.add_argument("--hybrid-step", type=float, default=0.1,
+                    help="load step of the hybrid ramps / K_G (bisected once)")
+    ap.add_argument("--nve-steps", type=int, help="NVE steps of 0.5 fs (default 200; reduced 40)")
+    ap.add_argument("--model", default=str(MODEL))
+    ap.add_argument("--out", default=str(HERE / "output"))
+    args = ap.parse_args(argv)
+    radii = args.radii or ([20.0] if args.reduced else [20.0, 30.0, 40.0])
+    qm_radii = args.qm_radii or ([4.0] if args.reduced else [4.0, 5.0, 5.5])
+    nve_steps = args.nve_steps or (40 if args.reduced else 200)
+    front = args.front or (3 if args.reduced else 6)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import torch
+
+    from continuum.crack_ramp import lattice_trapping
+    from couplers.ase_calculator import HybridCalculator
+    from couplers.blend import blended
+    from couplers.partition import FixedPartitioner
+    from hybrid.ml.potential import MLPotential
+    torch.set_num_threads(1)
+    mlip = MLPotential.load(args.model)
+    props = mlip.metadata["properties"]
+    mp = props["mlip"]
+    results = {"model": str(args.model), "level_of_theory": mlip.metadata["level_of_theory"],
+               "properties": props, "mlip": {}, "hybrid": {}}
+    calc = HybridCalculator(mlip)
+    step_rel = args.step
+    for R in radii:
+        crack, disc = setup(mp, R, 1)
+        k_g = crack.griffith_k(mp["gamma111_J_m2"] * J_M2)
+        t0 = time.perf_counter()
+        tr = lattice_trapping(disc, calc, k_g, step_rel * k_g, fmax=0.01)
+        row = trapping_row(tr, k_g, time.perf_counter() - t0)
+        row.update(atoms=len(disc.reference), K_G=k_g, ramp=[(p.K / k_g, p.tip - disc.tip[0], p.n_broken)
+                                                            for p in sorted(tr.up + tr.down + [tr.start],
+                                                                            key=lambda q: q.K)])
+        row["J"] = j_check(disc, tr, mlip, crack, k_g, mp["a0_angstrom"])
+        results["mlip"][f"R={R:g}"] = row
+        print(f"MLIP R={R:g} Å ({len(disc.reference)} atoms): K-/K_G {row['K_minus']}, K+/K_G {row['K_plus']}, "
+              f"J/G {row['J'] and row['J']['J_over_G']} ({row['wall_s']:.0f} s)", flush=True)
+        _save(results, out)
+
+    crack, disc = setup(mp, args.hybrid_radius, front)
+    k_g = crack.griffith_k(mp["gamma111_J_m2"] * J_M2)
+    t0 = time.perf_counter()
+    tr = lattice_trapping(disc, calc, k_g, step_rel * k_g, fmax=0.01)
+    results["hybrid"]["mlip_same_disc"] = trapping_row(tr, k_g, time.perf_counter() - t0)
+    print(f"MLIP on the hybrid's disc ({len(disc.reference)} atoms): {results['hybrid']['mlip_same_disc']}", flush=True)
+    _save(results, out)
+    start = tr.start.positions
+    for r_qm in qm_radii:
+        atoms_qm, centre = qm_ball(disc, start, r_qm)
+        pot = blended(mlip, qm_level(), FixedPartitioner(atoms_qm), open_shell="lowest")
+        t0 = time.perf_counter()
+        trh = lattice_trapping(disc, HybridCalculator(pot), k_g, args.hybrid_step * k_g, bisections=1,
+                               start_positions=start, fmax=0.01)
+        row = trapping_row(trh, k_g, time.perf_counter() - t0)
+        row.update(n_qm=int(len(atoms_qm)), centre=centre.tolist(),
+                   ramp=[(p.K / k_g, p.tip - disc.tip[0], p.n_broken)
+                         for p in sorted(trh.up + trh.down + [trh.start], key=lambda q: q.K)])
+        results["hybrid"][f"r_qm={r_qm:g}"] = row
+        print(f"hybrid r_qm={r_qm:g} Å ({len(atoms_qm)} QM atoms): K-/K_G {row['K_minus']}, "
+              f"K+/K_G {row['K_plus']} ({row['wall_s']:.0f} s)", flush=True)
+        _save(results, out)
+    results["nve"] = nve_pair(mlip, disc, tr, k_g, qm_radii[0], nve_steps)
+    _save(results, out)
+    write_table(results, out)
+    plots(results, out, disc, start, qm_ball(disc, start, qm_radii[-1])[0])
+
+
+def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5):
+    """NVE at 1.05 × the MLIP's K₊ (hybrid disc), from the MLIP-relaxed state: MLIP alone, then the hybrid
+    with a region that follows the tip (4-atom blocks, product partitions, r_qm + 1.5 Å buffer)."""
+    from continuum.crack_ramp import load_step
+    from couplers.ase_calculator import HybridCalculator
+    from couplers.blend import blended
+    from couplers.crack_tip import CrackTipLocator, CrackTipPartitioner, block_units
+    K = 1.05 * tr.k_plus[1]
+    p = load_step(disc, tr.start.positions, tr.start.K, K, HybridCalculator(mlip), fmax=0.01)
+    centroid = disc.reference.positions.mean(axis=0)
+    dy = disc.y_plane - centroid[1]
+    window = ((disc.tip[0] - centroid[0] - 12.0, disc.tip[0] - centroid[0] + 12.0), (dy - 7.0, dy + 7.0))
+    lz = disc.reference.cell[2, 2]
+    units = block_units(disc.reference.positions, (4.4, 4.7, lz / round(lz / 3.9)))
+    part = CrackTipPartitioner(CrackTipLocator(window), r_qm, 1.5, units=units)
+    hybrid = blended(mlip, qm_level(), part, scheme="product", max_buffer=8, open_shell="lowest")
+    out = {"K_over_KG": K / k_g, "mlip": nve(mlip, disc, p.positions, steps, dt_fs),
+           "hybrid": nve(hybrid, disc, p.positions, steps, dt_fs, locator=part)}
+    print(f"NVE at {K / k_g:.3f} K_G: {out}", flush=True)
+    return out
+
+
+def _save(results, out: Path):
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1, default=float))
+    tmp.replace(out / "results.json")
+
+
+def write_table(results, out: Path):
+    p = results["properties"]
+    lines = ["| quantity | MLIP | GFN1-xTB (label level) |", "|---|---|---|"]
+    for k in ("a0_angstrom", "C11_GPa", "C12_GPa", "C44_GPa", "gamma111_J_m2"):
+        lines.append(f"| {k} | {p['mlip'][k]:.3f} | {p['label_level'][k]:.3f} |")
+    lines += ["", "| model | disc | atoms | K₋/K_G | K₊/K_G | J/G on 3 domains |", "|---|---|---|---|---|---|"]
+    for name, row in results["mlip"].items():
+        j = row.get("J")
+        jt = "—"
+        if j:
+            jt = (", ".join(f"{x:.3f}" for x in j["J_over_G"]) + f" (at {j['K_over_KG']:.3f} K_G; against G of "
+                  f"the fitted K = {j['K_fit_over_KG']:.3f} K_G: " + ", ".join(f"{x:.3f}" for x in j["J_over_G_fit"])
+                  + ")")
+        lines.append(f"| MLIP | {name} | {row['atoms']} | {_br(row['K_minus'])} | {_br(row['K_plus'])} | {jt} |")
+    for name, row in results["hybrid"].items():
+        lines.append(f"| {'MLIP' if name == 'mlip_same_disc' else 'hybrid ' + name} | hybrid disc | "
+                     f"{row.get('n_qm', '—')} QM | {_br(row['K_minus'])} | {_br(row['K_plus'])} | |")
+    nve_res = results.get("nve")
+    if nve_res:
+        lines += ["", f"NVE at {nve_res['K_over_KG']:.3f} K_G, 100 K, 0.5 fs:", "",
+                  "| model | steps | max abs(E − E0) (meV) | drift (meV) | tip moved (Å) | s/step | stopped by |",
+                  "|---|---|---|---|---|---|---|"]
+        for name in ("mlip", "hybrid"):
+            r = nve_res[name]
+            if "drift_meV" in r:
+                lines.append(f"| {name} | {r['steps']} | {r['max_abs_dE_meV']:.2f} | {r['drift_meV']:+.2f} | "
+                             f"{r['tip_moved_A']:.2f} | {r['s_per_step']:.2f} | {r.get('failure') or '—'} |")
+            else:
+                lines.append(f"| {name} | {r['steps']} | — | — | — | — | {r.get('failure')} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _label(name):
+    return {"mlip_same_disc": "MLIP, hybrid's disc"}.get(name, ("MLIP " if name.startswith("R=") else "hybrid ") + name)
+
+
+def _br(b):
+    return f"{b[0]:.3f}–{b[1]:.3f}"
+
+
+def plots(results, out: Path, disc, positions, qm_atoms):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, row in list(results["mlip"].items()) + [(k, v) for k, v in results["hybrid"].items() if "ramp" in v]:
+        ramp = np.array(row["ramp"])
+        ax.plot(ramp[:, 0], ramp[:, 1], "o-", ms=3, label=_label(name))
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("K / K_G (MLIP)")
+    ax.set_ylabel("tip − field centre (Å)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "tip_vs_K.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    k = np.linspace(0.4, 2.5, 200)
+    ax.plot(k, k**2, "k-", lw=1, label="G(K) / 2γ (continuum)")
+    for i, (name, row) in enumerate(list(results["mlip"].items()) + list(results["hybrid"].items())):
+        c = f"C{i}"
+        for b in (row["K_minus"], row["K_plus"]):
+            ax.axvspan(b[0], b[1], color=c, alpha=0.3)
+        ax.plot([], [], color=c, lw=6, alpha=0.3, label=_label(name))
+        j = row.get("J")
+        if j:
+            g_over_2gamma = np.array(j["J_J_m2"]) / (2 * results["properties"]["mlip"]["gamma111_J_m2"])
+            ax.plot([j["K_over_KG"]] * len(g_over_2gamma), g_over_2gamma, "x", color=c)
+    ax.set_xlabel("K / K_G")
+    ax.set_ylabel("G / 2γ   (x: J on three domains)")
+    ax.set_title("lattice trapping: shaded K₋ and K₊ brackets", fontsize=9)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "energy_release.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    level = np.zeros(len(positions), int)
+    level[disc.fixed] = 1
+    level[qm_atoms] = 2
+    for lv, colour, label in ((0, "0.6", "MLIP"), (1, "tab:blue", "MLIP, held on the K-field"),
+                              (2, "tab:red", "GFN1-xTB")):
+        m = level == lv
+        ax.scatter(positions[m, 0], positions[m, 1], s=6, c=colour, label=label)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x [11-2] (Å)")
+    ax.set_ylabel("y [111] (Å)")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out / "snapshot.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
