@@ -233,7 +233,7 @@ def main(stage="all"):
     from hybrid.labelling import label, load_labels
     from hybrid.ml.model import AtomicMLP, save_model
     from hybrid.ml.potential import MLPotential
-    from hybrid.ml.training import errors, train, train_committee
+    from hybrid.ml.training import errors, held_out_split, train, train_committee
     torch.set_num_threads(1)
     configs = configurations()
     ids = [k for k in range(len(configs)) if k not in LEFT_OUT]
@@ -248,18 +248,16 @@ def main(stage="all"):
         done_marker.write_text(json.dumps(learner.summary()))
     active = load_labels(ACTIVE) if ACTIVE.exists() else []
     everything = frames + active
-    rng = np.random.default_rng(SEED)
-    order = rng.permutation(len(everything))
-    n_test = len(everything) // 10
-    test = [everything[k] for k in order[:n_test]]
-    trainval = [everything[k] for k in order[n_test:]]
+    test_idx, rest_idx = held_out_split(len(everything), 0.1, SEED)
+    test = [everything[k] for k in test_idx]
+    trainval = [everything[k] for k in rest_idx]
     torch.manual_seed(SEED)
     model = AtomicMLP((1, 14), **MODEL_KW)
     report = train(model, trainval, epochs=400, lr=5e-3, batch_size=8, w_forces=10.0, patience=50,
                    seed=SEED, progress=True)
     test_err = errors(model, test)
-    n_active_test = int(sum(k >= len(frames) for k in order[:n_test]))
-    meta = {"level_of_theory": LEVEL, "n_frames": len(trainval), "n_test": n_test,
+    n_active_test = int(sum(k >= len(frames) for k in test_idx))
+    meta = {"level_of_theory": LEVEL, "n_frames": len(trainval), "n_test": len(test),
             "n_active_labels": len(active), "n_active_test": n_active_test,
             "data": ["labels/si_gfn1xtb.extxyz", "labels/si_gfn1xtb_active.extxyz"],
             "test_errors": test_err, "training_script": "models/make_si_gfn1xtb.py"}

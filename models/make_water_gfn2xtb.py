@@ -107,22 +107,20 @@ def main():
     from hybrid.labelling import label, load_labels
     from hybrid.ml.adapters import XTBPotential
     from hybrid.ml.model import AtomicMLP, save_model
-    from hybrid.ml.training import errors, train
+    from hybrid.ml.training import errors, held_out_split, train
     torch.set_num_threads(1)
     label(configurations(), partial(XTBPotential, "GFN2-xTB", accuracy=0.01), LABELS, level_of_theory=LEVEL)
     frames = load_labels(LABELS)
-    rng = np.random.default_rng(SEED)
-    order = rng.permutation(len(frames))
-    n_test = len(frames) // 10
-    test = [frames[k] for k in order[:n_test]]
-    trainval = [frames[k] for k in order[n_test:]]
+    test_idx, rest_idx = held_out_split(len(frames), 0.1, SEED)
+    test = [frames[k] for k in test_idx]
+    trainval = [frames[k] for k in rest_idx]
     torch.manual_seed(SEED)
     model = AtomicMLP((1, 8), cutoff=4.5, n_radial=6, hidden=(32, 32))
     report = train(model, trainval, epochs=300, lr=5e-3, batch_size=16, w_forces=10.0, patience=40,
                    seed=SEED, progress=True)
     test_err = errors(model, test)
     meta = {"level_of_theory": LEVEL, "n_frames": len(trainval), "data": "labels/water_gfn2xtb.extxyz",
-            "n_test": n_test, "test_errors": test_err, "training_script": "models/make_water_gfn2xtb.py"}
+            "n_test": len(test), "test_errors": test_err, "training_script": "models/make_water_gfn2xtb.py"}
     save_model(model, MODEL, **meta)
     (HERE / "water_gfn2xtb.json").write_text(json.dumps({**meta, "val_errors": report.metrics.get("val"),
                                                          "epochs": report.epochs}, indent=2))

@@ -259,6 +259,14 @@ def errors(model: AtomicMLP, frames, dtype=torch.float64, batch_size: int = 64) 
     return metrics(predictions(model, frames, dtype, batch_size))
 
 
+def held_out_split(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[list, list]:
+    """(test, rest): indices of a seeded held-out set of floor(fraction · n) of n frames, and of the others
+    (``numpy.random.default_rng(seed).permutation(n)``, the test set first)."""
+    order = np.random.default_rng(seed).permutation(int(n))
+    n_test = int(int(n) * fraction + 1e-9)      # 0.1 · 70 must give 7, not 6.999…
+    return [int(k) for k in order[:n_test]], [int(k) for k in order[n_test:]]
+
+
 def train(model: AtomicMLP, frames, *, val_frames=None, val_fraction: float = 0.1, w_energy: float = 1.0,
           w_forces: float = 10.0, l2: float = 1e-6, epochs: int = 200, lr: float = 3e-3,
           batch_size: int = 16, patience: int = 40, seed: int = 0, dtype=torch.float64,

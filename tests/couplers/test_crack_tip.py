@@ -164,6 +164,8 @@ def test_capped_blend_with_link_atoms_has_exact_forces_while_the_tip_moves(slab)
     define the tip, a buffer atom and an atom outside the region bonded to it (link-atom chain rule)."""
     import torch
 
+    from couplers.link_atoms import cut_bonds
+    from couplers.partition import find_bonds
     from hybrid.ml.model import AtomicMLP
     from hybrid.ml.potential import MLPotential
     pots = []
@@ -179,8 +181,6 @@ def test_capped_blend_with_link_atoms_has_exact_forces_while_the_tip_moves(slab)
         res = blend.compute(s)
         W = part.weights(s)
         region = np.concatenate([units[u] for u in list(W.inner) + list(W.buffer)])
-        from couplers.link_atoms import cut_bonds
-        from couplers.partition import find_bonds
         cuts = cut_bonds(find_bonds(s), region)
         assert len(cuts) > 0
         check = list(np.argsort(-part.last_tip.weights)[:2]) + [int(units[W.buffer[0]][0]), int(cuts[0][1])]

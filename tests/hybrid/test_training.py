@@ -250,3 +250,12 @@ def test_fine_tuning_replays_at_least_min_replay_old_frames(data, fitted):
         rep = fine_tune(copy.deepcopy(model0), frames[:1], old_frames=frames, replay=replay, min_replay=min_replay,
                         epochs=1, batch_size=8)
         assert rep.info["n_replay"] == expect, (replay, min_replay)
+
+
+def test_held_out_split_is_seeded_disjoint_and_the_model_scripts_split():
+    from hybrid.ml.training import held_out_split
+    for n in range(1, 400):
+        test, rest = held_out_split(n, 0.1, 0)
+        assert len(test) == n // 10 and sorted(test + rest) == list(range(n))
+    order = np.random.default_rng(0).permutation(300)       # what models/make_water_gfn2xtb.py took before
+    assert held_out_split(300, 0.1, 0)[0] == [int(k) for k in order[:30]]
