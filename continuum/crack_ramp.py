@@ -57,6 +57,10 @@ class CrackDisc:
         d[:, 2] -= np.round(d[:, 2] / self.reference.cell[2, 2]) * self.reference.cell[2, 2]
         return np.linalg.norm(d, axis=1) > self.r_break, positions[self.bonds[:, 0]] + 0.5 * d
 
+    def broken_bonds(self, positions) -> np.ndarray:
+        """(K, 2) atom index pairs of the crack-plane bonds broken in ``positions`` (N, 3), rows of ``bonds``."""
+        return self.bonds[self._broken(positions)[0]]
+
     def state(self, positions) -> tuple[float, int]:
         """(tip x in Å, number of broken bonds) of a configuration (N, 3)."""
         broken, mid = self._broken(positions)
@@ -143,17 +147,30 @@ def load_step(disc: CrackDisc, positions, K_from: float, K_to: float, calculator
 @dataclass
 class TrappingRange:
     """K₋ and K₊ brackets (eV/Å^{5/2}): (last load without the event, first load with it); the ramps'
-    points in the order they were computed; the starting state."""
+    points in the order they were computed; the starting state; the relaxed states at the brackets' event
+    ends (the crack advanced at K₊'s upper load, healed at K₋'s lower one)."""
     k_minus: tuple
     k_plus: tuple
     start: RampPoint
     up: list
     down: list
+    advanced: RampPoint | None = None
+    healed: RampPoint | None = None
+
+    def changed_bonds(self, disc: "CrackDisc", event: str = "advanced") -> np.ndarray:
+        """(K, 2) crack-plane bonds whose state differs between the start and the ``event`` state
+        ("advanced": the bonds that broke at K₊; "healed": those that re-formed at K₋)."""
+        end = getattr(self, event)
+        if end is None:
+            raise ValueError(f"this TrappingRange holds no {event!r} state")
+        before, after = disc._broken(self.start.positions)[0], disc._broken(end.positions)[0]
+        return disc.bonds[before != after]
 
 
 def _ramp(disc, start: RampPoint, step: float, event, calculator, max_loads: int, bisections: int,
           **relax_kw) -> tuple:
-    """Ramp from ``start`` by ``step`` until event(point) is true; bisect the last interval."""
+    """((K without, K with the event), points, the first state with it): ramp from ``start`` by ``step`` until
+    event(point) is true; bisect the last interval."""
     points, last = [], start
     for _ in range(max_loads):
         p = load_step(disc, last.positions, last.K, last.K + step, calculator, **relax_kw)
@@ -171,7 +188,7 @@ def _ramp(disc, start: RampPoint, step: float, event, calculator, max_loads: int
             hi = p
         else:
             lo = p
-    return (lo.K, hi.K), points
+    return (lo.K, hi.K), points, hi
 
 
 def lattice_trapping(disc: CrackDisc, calculator, K_start: float, step: float, max_loads: int = 40,
@@ -183,11 +200,11 @@ def lattice_trapping(disc: CrackDisc, calculator, K_start: float, step: float, m
     pos, e, steps, ok = relax(disc, first, calculator, **relax_kw)
     tip, n = disc.state(pos)
     start = RampPoint(float(K_start), tip, n, e, steps, ok, pos)
-    k_plus, up = _ramp(disc, start, abs(step), lambda p: p.n_broken > start.n_broken, calculator, max_loads,
+    k_plus, up, advanced = _ramp(disc, start, abs(step), lambda p: p.n_broken > start.n_broken, calculator, max_loads,
                        bisections, **relax_kw)
-    k_minus, down = _ramp(disc, start, -abs(step), lambda p: p.n_broken < start.n_broken, calculator,
+    k_minus, down, healed = _ramp(disc, start, -abs(step), lambda p: p.n_broken < start.n_broken, calculator,
                           max_loads, bisections, **relax_kw)
-    return TrappingRange((k_minus[1], k_minus[0]), k_plus, start, up, down)
+    return TrappingRange((k_minus[1], k_minus[0]), k_plus, start, up, down, advanced, healed)
 
 
 def displacement_gradients(reference, displacements, r_grad: float, cut=None) -> np.ndarray:

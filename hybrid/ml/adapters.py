@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from .. import units
-from ..errors import InputError, ModelFileError
+from ..errors import InputError, ModelFileError, SCFConvergenceError
 from ..potential import Potential, Result
 from ..system import AtomicSystem, atomic_number
 
@@ -54,6 +54,13 @@ class XTBPotential(ASECalculatorPotential):
 
     Copies and pickles carry the settings, not tblite's C handle: a copy
     starts with a fresh calculator (and so a fresh SCC guess).
+
+    An SCC that does not converge raises :class:`~hybrid.errors.SCFConvergenceError`
+    naming the method, electronic temperature, charge, multiplicity, formula
+    and geometry. Clusters cut through a crack face (dangling bonds at the
+    Fermi level) can have no reachable SCC solution below some electronic
+    temperature: a measured Si₁₄H₁₂ converges at ≥ 3150 K and at no lower
+    temperature, from any guess, damping or mixer memory tried.
     """
 
     stateful = True   # tblite restarts from its last wavefunction: one copy per region in blends
@@ -76,6 +83,20 @@ class XTBPotential(ASECalculatorPotential):
     def _prepare(self, system: AtomicSystem) -> None:
         system.check_spin()
         self.calc.set(charge=int(system.charge), multiplicity=int(system.multiplicity))
+
+    def _compute(self, system: AtomicSystem) -> Result:
+        from ase.calculators.calculator import CalculationFailed
+        try:
+            return super()._compute(system)
+        except CalculationFailed as exc:
+            p = self.calc.parameters
+            geom = "; ".join(f"{sym} {x:.6f} {y:.6f} {z:.6f}"
+                             for sym, (x, y, z) in zip(system.symbols, system.positions))
+            raise SCFConvergenceError(
+                f"{self.name}: {str(exc).splitlines()[0]} ({p.method}, electronic temperature "
+                f"{p.electronic_temperature:g} K, charge {int(system.charge)}, multiplicity "
+                f"{int(system.multiplicity)}, {system.to_ase().get_chemical_formula()}, {len(system.numbers)} atoms); "
+                f"geometry (Å): {geom}") from exc
 
 
 def mace_potential(path, dtype: str = "float64", name: str | None = None) -> ASECalculatorPotential:

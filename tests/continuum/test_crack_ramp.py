@@ -65,6 +65,18 @@ def test_lattice_trapping_brackets_the_griffith_load(sw):
     assert at[p_hi].n_broken > tr.start.n_broken >= at[p_lo].n_broken
     assert at[m_lo].n_broken < tr.start.n_broken <= at[m_hi].n_broken
     assert all(p.converged for p in tr.up + tr.down)
+    assert tr.advanced is at[p_hi] and tr.healed is at[m_lo]
+    # the bonds that changed: as many as n_broken changed by, all broken at K₊ and intact at K₋, and the
+    # ones that broke lie ahead of the starting tip
+    grew, healed = tr.changed_bonds(disc, "advanced"), tr.changed_bonds(disc, "healed")
+    assert len(grew) == tr.advanced.n_broken - tr.start.n_broken > 0
+    assert len(healed) == tr.start.n_broken - tr.healed.n_broken > 0
+    broken_up = {tuple(b) for b in disc.broken_bonds(tr.advanced.positions)}
+    broken_start = {tuple(b) for b in disc.broken_bonds(tr.start.positions)}
+    assert {tuple(b) for b in grew} <= broken_up - broken_start
+    assert {tuple(b) for b in healed} <= broken_start
+    mid_x = 0.5 * (tr.advanced.positions[grew[:, 0], 0] + tr.advanced.positions[grew[:, 1], 0])
+    assert np.all(mid_x > tr.start.tip)
 
 
 def test_a_disc_wider_than_its_slab_is_refused(sw):

@@ -6,7 +6,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from fdtools import WATER, fd_forces
-from hybrid.errors import InputError, ModelFileError, UnknownElementError
+from hybrid.errors import InputError, ModelFileError, SCFConvergenceError, UnknownElementError
 from hybrid.ml.adapters import ASECalculatorPotential, TorchANIPotential, XTBPotential, mace_potential
 from hybrid.system import AtomicSystem
 
@@ -30,6 +30,13 @@ def test_xtb_forces_and_spin_check(water):
     assert np.abs(fd_forces(p, water, h=1e-4) - r.forces).max() < 1e-5
     with pytest.raises(InputError, match="cannot have multiplicity 2"):
         p.compute(AtomicSystem([8, 1, 1], WATER, multiplicity=2))
+
+
+def test_xtb_scf_failure_names_the_level_and_the_system(water):
+    p = XTBPotential("GFN1-xTB", electronic_temperature=3000.0, max_iterations=1)
+    with pytest.raises(SCFConvergenceError, match=r"GFN1-xTB: SCF not converged in 1 cycles \(GFN1-xTB, "
+                       r"electronic temperature 3000 K, charge 0, multiplicity 1, H2O, 3 atoms\); geometry \(Å\): O "):
+        p.compute(water)
 
 
 def _tiny_mace(path):
