@@ -18,10 +18,11 @@ Steps (every number from the potentials themselves, nothing assumed):
 5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP, MLIP alone and the hybrid whose region follows the
    tip every step (couplers.crack_tip, 4-atom blocks, product partitions): energy drift side by side.
 
-Writes output/ (or ``--out``): results.json, table.md, tip_vs_K.png, energy_release.png, snapshot.png.
+Writes output/ (or ``--out``): results.json, table.md, tip_vs_K.png, energy_release.png, snapshot.png,
+nve_energy.png.
 
     python examples/crack/run.py --reduced      # one disc, one QM radius, short NVE (< 15 min on 2 cores)
-    python examples/crack/run.py                # radii 20/30/40 Å, QM radii 4/5/5.5 Å on a 6-cell front
+    python examples/crack/run.py                # radii 20/30/40 Å, QM radii 3/4/5/5.5 Å on a 6-cell front
 """
 from __future__ import annotations
 
@@ -38,10 +39,25 @@ MODEL = ROOT / "models" / "si_gfn1xtb.pt"
 J_M2 = 6.241509074e-2            # 1 J/m² in eV/Å²
 
 
-def qm_level():
-    """The MLIP's label level (models/make_si_gfn1xtb.py)."""
+def qm_level(electronic_temperature=3000.0):
+    """GFN1-xTB with Fermi smearing at ``electronic_temperature`` K; 3000 K is the MLIP's label level
+    (models/make_si_gfn1xtb.py)."""
     from hybrid.ml.adapters import XTBPotential
-    return XTBPotential("GFN1-xTB", electronic_temperature=3000.0)
+    return XTBPotential("GFN1-xTB", electronic_temperature=electronic_temperature)
+
+
+def bond_levels(disc, tr, qm_atoms):
+    """Which level's crack-plane bonds changed at K₊ (broke) and at K₋ (healed): for each, the bonds as
+    (i, j, level) with level "QM" (both atoms in the QM region), "MLIP" (neither) or "QM-MLIP"."""
+    qm = set(int(a) for a in qm_atoms)
+    out = {}
+    for event, key in (("advanced", "K_plus_bonds"), ("healed", "K_minus_bonds")):
+        rows = []
+        for i, j in tr.changed_bonds(disc, event):
+            n = (int(i) in qm) + (int(j) in qm)
+            rows.append((int(i), int(j), ("MLIP", "QM-MLIP", "QM")[n]))
+        out[key] = rows
+    return out
 
 
 def setup(props, radius, front):
@@ -137,26 +153,31 @@ def nve(potential, disc, positions, steps, dt_fs, locator=None, seed=1):
             "drift_meV": float(e[-1] * 1e3), "drift_meV_per_atom_per_ps": float(e[-1] * 1e3 / len(atoms)
                                                                                  / (steps * dt_fs * 1e-3)),
             "tip_moved_A": float(tips[-1] - tips[0]), "s_per_step": (time.perf_counter() - t0) / steps,
-            "failure": failure}
+            "failure": failure, "dE_meV": (e * 1e3).tolist(), "tip_x_A": (tips - tips[0]).tolist()}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reduced", action="store_true", help="one disc, one QM radius, short NVE (< 15 min)")
     ap.add_argument("--radii", type=float, nargs="+", help="MLIP disc radii R, Å (default 20 30 40; reduced 20)")
-    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM ball radii, Å (default 4 5 5.5; reduced 4)")
+    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM ball radii, Å (default 3 4 5 5.5; reduced 4)")
     ap.add_argument("--hybrid-radius", type=float, default=20.0, help="disc radius of the hybrid ramps, Å")
     ap.add_argument("--front", type=int, help="front length of the hybrid disc in 12-atom cells (3.97 Å each; default "
                     "3, full setting 6): a QM ball must stay shorter than a quarter of it")
     ap.add_argument("--step", type=float, default=0.05, help="load step of the MLIP ramps / K_G (bisected twice)")
     ap.add_argument("--hybrid-step", type=float, default=0.1,
                     help="load step of the hybrid ramps / K_G (bisected once)")
-    ap.add_argument("--nve-steps", type=int, help="NVE steps of 0.5 fs (default 200; reduced 40)")
+    ap.add_argument("--nve-steps", type=int, help="NVE steps (default 200; reduced 40)")
+    ap.add_argument("--nve-qm-radius", type=float, default=4.0, help="QM radius of the tip-following hybrid, Å")
+    ap.add_argument("--nve-dt", type=float, default=0.5, help="NVE time step, fs")
+    ap.add_argument("--nve-qm-temperature", type=float, default=4000.0,
+                    help="electronic temperature (K) of the tip-following hybrid's GFN1-xTB in NVE: clusters cut "
+                         "through the opening faces have no SCC solution at the label level's 3000 K (README)")
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--out", default=str(HERE / "output"))
     args = ap.parse_args(argv)
     radii = args.radii or ([20.0] if args.reduced else [20.0, 30.0, 40.0])
-    qm_radii = args.qm_radii or ([4.0] if args.reduced else [4.0, 5.0, 5.5])
+    qm_radii = args.qm_radii or ([4.0] if args.reduced else [3.0, 4.0, 5.0, 5.5])
     nve_steps = args.nve_steps or (40 if args.reduced else 200)
     front = args.front or (3 if args.reduced else 6)
     out = Path(args.out)
@@ -197,6 +218,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     tr = lattice_trapping(disc, calc, k_g, step_rel * k_g, fmax=0.01)
     results["hybrid"]["mlip_same_disc"] = trapping_row(tr, k_g, time.perf_counter() - t0)
+    results["hybrid"]["mlip_same_disc"].update(atoms=len(disc.reference), **bond_levels(disc, tr, []))
     print(f"MLIP on the hybrid's disc ({len(disc.reference)} atoms): {results['hybrid']['mlip_same_disc']}", flush=True)
     _save(results, out)
     start = tr.start.positions
@@ -207,22 +229,25 @@ def main(argv=None):
         trh = lattice_trapping(disc, HybridCalculator(pot), k_g, args.hybrid_step * k_g, bisections=1,
                                start_positions=start, fmax=0.01)
         row = trapping_row(trh, k_g, time.perf_counter() - t0)
-        row.update(n_qm=int(len(atoms_qm)), centre=centre.tolist(),
+        row.update(atoms=len(disc.reference), n_qm=int(len(atoms_qm)), centre=centre.tolist(),
+                   **bond_levels(disc, trh, atoms_qm),
                    ramp=[(p.K / k_g, p.tip - disc.tip[0], p.n_broken)
                          for p in sorted(trh.up + trh.down + [trh.start], key=lambda q: q.K)])
         results["hybrid"][f"r_qm={r_qm:g}"] = row
         print(f"hybrid r_qm={r_qm:g} Å ({len(atoms_qm)} QM atoms): K-/K_G {row['K_minus']}, "
               f"K+/K_G {row['K_plus']} ({row['wall_s']:.0f} s)", flush=True)
         _save(results, out)
-    results["nve"] = nve_pair(mlip, disc, tr, k_g, qm_radii[0], nve_steps)
+    results["nve"] = nve_pair(mlip, disc, tr, k_g, args.nve_qm_radius, nve_steps, dt_fs=args.nve_dt,
+                              qm_temperature=args.nve_qm_temperature)
     _save(results, out)
     write_table(results, out)
     plots(results, out, disc, start, qm_ball(disc, start, qm_radii[-1])[0])
 
 
-def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5):
+def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5, qm_temperature=4000.0):
     """NVE at 1.05 × the MLIP's K₊ (hybrid disc), from the MLIP-relaxed state: MLIP alone, then the hybrid
-    with a region that follows the tip (4-atom blocks, product partitions, r_qm + 1.5 Å buffer)."""
+    with a region that follows the tip (4-atom blocks, product partitions, r_qm + 1.5 Å buffer; GFN1-xTB at
+    ``qm_temperature`` K)."""
     from continuum.crack_ramp import load_step
     from couplers.ase_calculator import HybridCalculator
     from couplers.blend import blended
@@ -235,10 +260,11 @@ def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5):
     lz = disc.reference.cell[2, 2]
     units = block_units(disc.reference.positions, (4.4, 4.7, lz / round(lz / 3.9)))
     part = CrackTipPartitioner(CrackTipLocator(window), r_qm, 1.5, units=units)
-    hybrid = blended(mlip, qm_level(), part, scheme="product", max_buffer=8, open_shell="lowest")
-    out = {"K_over_KG": K / k_g, "mlip": nve(mlip, disc, p.positions, steps, dt_fs),
+    hybrid = blended(mlip, qm_level(qm_temperature), part, scheme="product", max_buffer=8, open_shell="lowest")
+    out = {"K_over_KG": K / k_g, "qm_temperature_K": qm_temperature, "mlip": nve(mlip, disc, p.positions, steps, dt_fs),
            "hybrid": nve(hybrid, disc, p.positions, steps, dt_fs, locator=part)}
-    print(f"NVE at {K / k_g:.3f} K_G: {out}", flush=True)
+    print(f"NVE at {K / k_g:.3f} K_G: " + str({m: {k: v for k, v in out[m].items() if k not in ("dE_meV", "tip_x_A")}
+                                              for m in ("mlip", "hybrid")}), flush=True)
     return out
 
 
@@ -262,12 +288,20 @@ def write_table(results, out: Path):
                   f"the fitted K = {j['K_fit_over_KG']:.3f} K_G: " + ", ".join(f"{x:.3f}" for x in j["J_over_G_fit"])
                   + ")")
         lines.append(f"| MLIP | {name} | {row['atoms']} | {_br(row['K_minus'])} | {_br(row['K_plus'])} | {jt} |")
+    lines += ["", "Hybrid disc (QM-region radius table); the level of the bonds that broke at K₊ / healed at K₋:", "",
+              "| model | atoms (QM) | K₋/K_G | K₊/K_G | broke at K₊ | healed at K₋ | wall (min) |",
+              "|---|---|---|---|---|---|---|"]
     for name, row in results["hybrid"].items():
-        lines.append(f"| {'MLIP' if name == 'mlip_same_disc' else 'hybrid ' + name} | hybrid disc | "
-                     f"{row.get('n_qm', '—')} QM | {_br(row['K_minus'])} | {_br(row['K_plus'])} | |")
+        lv = {k: ", ".join(sorted({b[2] for b in row[k]})) if k in row else "—"
+              for k in ("K_plus_bonds", "K_minus_bonds")}
+        lines.append(f"| {'MLIP' if name == 'mlip_same_disc' else 'hybrid ' + name} | {row.get('atoms', '—')} "
+                     f"({row.get('n_qm', 0)}) | {_br(row['K_minus'])} | {_br(row['K_plus'])} | "
+                     f"{lv['K_plus_bonds']} | {lv['K_minus_bonds']} | {row['wall_s'] / 60:.1f} |")
     nve_res = results.get("nve")
     if nve_res:
-        lines += ["", f"NVE at {nve_res['K_over_KG']:.3f} K_G, 100 K, 0.5 fs:", "",
+        dt = nve_res["mlip"].get("dt_fs", "?")
+        lines += ["", f"NVE at {nve_res['K_over_KG']:.3f} K_G, 100 K, {dt} fs; the hybrid's GFN1-xTB at "
+                  f"{nve_res.get('qm_temperature_K', 3000):g} K:", "",
                   "| model | steps | max abs(E − E0) (meV) | drift (meV) | tip moved (Å) | s/step | stopped by |",
                   "|---|---|---|---|---|---|---|"]
         for name in ("mlip", "hybrid"):
@@ -340,6 +374,24 @@ def plots(results, out: Path, disc, positions, qm_atoms):
     fig.tight_layout()
     fig.savefig(out / "snapshot.png", dpi=120)
     plt.close(fig)
+
+    nve_res = results.get("nve")
+    if nve_res and any("dE_meV" in nve_res[m] for m in ("mlip", "hybrid")):
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+        for m in ("mlip", "hybrid"):
+            r = nve_res[m]
+            if "dE_meV" in r:
+                t = np.arange(len(r["dE_meV"])) * r["dt_fs"]
+                a1.plot(t, r["dE_meV"], label={"mlip": "MLIP alone", "hybrid": "hybrid, region following the tip"}[m])
+                a2.plot(t, r["tip_x_A"])
+        a1.set_ylabel("E − E(0) (meV)")
+        a1.legend(fontsize=7)
+        a2.set_ylabel("tip advance (Å)")
+        a2.set_xlabel("t (fs)")
+        a1.set_title(f"NVE at {nve_res['K_over_KG']:.3f} K_G, 100 K", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out / "nve_energy.png", dpi=120)
+        plt.close(fig)
 
 
 if __name__ == "__main__":
