@@ -51,6 +51,7 @@ EPS0 = _c.epsilon_0                # F/m
 FARADAY = _c.physical_constants["Faraday constant"][0]   # C/mol
 GAS_CONSTANT = _c.R                # J/(mol K)
 AMU_KG = _c.atomic_mass            # kg
+ELECTRON_MASS_AMU = _c.m_e / _c.atomic_mass   # amu per electron mass (atomic unit of mass)
 
 # --- internal units expressed in engine units --------------------------------
 EV = 1.0                                           # internal energy unit
@@ -64,6 +65,7 @@ FS = 1.0                                           # internal time unit
 PS = 1000.0                                        # fs per ps
 KB_EV = K_B / E_CHARGE                             # eV/K
 HBAR = _c.hbar / E_CHARGE * 1e15                   # eV fs
+AU_TIME = _c.hbar / _c.physical_constants["Hartree energy"][0] * 1e15   # fs per atomic unit of time
 
 # Coulomb constant e^2/(4 pi eps0) in eV Å.
 COULOMB = E_CHARGE / (4 * _c.pi * EPS0) * 1e10
