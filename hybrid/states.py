@@ -58,7 +58,7 @@ def adiabatic(H, dH, eps: float = 0.0, previous=None) -> StatesResult:
         raise InputError(f"adiabatic: dH must be (T, S, S, N, 3) for H of shape {H.shape}, got {dH.shape}")
     if not np.allclose(H, H.transpose(0, 2, 1), atol=1e-12 * max(1.0, np.abs(H).max())):
         raise InputError("adiabatic: H is not symmetric")
-    E, U = np.linalg.eigh(H)
+    E, U = _eigh(H)
     if previous is not None:
         U = align_phases(U, previous)
     G = np.einsum("tik,tijna,tjl->tklna", U, dH, U)          # ⟨k|∇H|l⟩
@@ -76,6 +76,23 @@ def adiabatic(H, dH, eps: float = 0.0, previous=None) -> StatesResult:
     inv = inv * off
     couplings = G * inv[:, :, :, None, None]
     return StatesResult(E, forces, couplings, U)
+
+
+def _eigh(H):
+    """Ascending eigenvalues and eigenvectors (columns) of (T, S, S) real symmetric matrices; for S = 2 in
+    closed form, H = h₀ + (r/2)[[cos θ, sin θ], [sin θ, −cos θ]] with E = h₀ ∓ r/2 and states
+    (−sin θ/2, cos θ/2), (cos θ/2, sin θ/2)."""
+    if H.shape[1] != 2:
+        return np.linalg.eigh(H)
+    a, d, b = H[:, 0, 0], H[:, 1, 1], H[:, 0, 1]
+    h0 = 0.5 * (a + d)
+    r = np.hypot(a - d, 2 * b)
+    half = 0.5 * np.arctan2(2 * b, a - d)
+    c, s = np.cos(half), np.sin(half)
+    E = np.stack([h0 - 0.5 * r, h0 + 0.5 * r], axis=1)
+    U = np.empty_like(H)
+    U[:, 0, 0], U[:, 1, 0], U[:, 0, 1], U[:, 1, 1] = -s, c, c, s
+    return E, U
 
 
 def align_phases(U, previous):

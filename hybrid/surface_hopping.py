@@ -70,6 +70,28 @@ def _align_couplings(d, previous):
     return d * s[..., None, None]
 
 
+def _propagate(E, Tm, c, delta):
+    """exp(−i H δ/ħ) c for H = diag(E) − iħT (T, S, S) Hermitian: closed form for two states (the 2 × 2
+    case of the Pauli decomposition, exp(−iHδ/ħ) = e^{−ih₀δ/ħ}[cos(|h|δ/ħ) − i sin(|h|δ/ħ)(H − h₀)/|h|]),
+    eigendecomposition otherwise. Both are unitary to rounding."""
+    S = E.shape[1]
+    if S != 2:
+        H = np.einsum("tk,kl->tkl", E, np.eye(S)) - 1j * units.HBAR * Tm
+        w, V = np.linalg.eigh(H)
+        return np.einsum("tkm,tm->tk", V, np.exp(-1j * w * delta / units.HBAR) * np.einsum("tkm,tk->tm", V.conj(), c))
+    h0 = 0.5 * (E[:, 0] + E[:, 1])
+    hz = 0.5 * (E[:, 0] - E[:, 1])
+    b = -1j * units.HBAR * Tm[:, 0, 1]                      # H_01; H_10 = conj(b) as T_10 = −T_01
+    h = np.sqrt(hz**2 + np.abs(b) ** 2)
+    phi = h * delta / units.HBAR
+    cos, sinc = np.cos(phi), np.sinc(phi / np.pi) * delta / units.HBAR   # sin(φ)/|h|
+    c0, c1 = c[:, 0], c[:, 1]
+    out = np.empty_like(c)
+    out[:, 0] = cos * c0 - 1j * sinc * (hz * c0 + b * c1)
+    out[:, 1] = cos * c1 - 1j * sinc * (np.conj(b) * c0 - hz * c1)
+    return out * np.exp(-1j * h0 * delta / units.HBAR)[:, None]
+
+
 def surface_hopping(model, positions, velocities, masses, state, dt: float, n_steps: int, *, seed,
                     n_substeps: int = 20, frustrated: str = "keep", decoherence: str | None = None, stop=None,
                     record_every: int = 10) -> HoppingResult:
@@ -149,10 +171,7 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
             flux = 2 * Tj[idx, ar, :] * np.real(np.conj(ca)[:, None] * cr)        # (t, S), a → b
             pa = np.abs(ca) ** 2
             g += np.where(pa[:, None] > 1e-300, np.maximum(flux, 0.0) * delta / np.maximum(pa, 1e-300)[:, None], 0)
-            Heff = np.einsum("tk,kl->tkl", Ej, np.eye(S)) - 1j * units.HBAR * Tj
-            w, V = np.linalg.eigh(Heff)
-            cr = np.einsum("tkm,tm->tk", V, np.exp(-1j * w * delta / units.HBAR)
-                           * np.einsum("tkm,tk->tm", V.conj(), cr))
+            cr = _propagate(Ej, Tj, cr, delta)
         g[idx, ar] = 0.0
         # one hop at most per step
         xi = rng.random(len(run))

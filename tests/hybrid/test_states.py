@@ -105,3 +105,16 @@ def test_tully_units_and_asymptotes():
     # DAC: the upper diabat lies E0 = 0.05 Hartree up at ±∞
     E = DualAvoidedCrossing().states(far).energies
     assert np.allclose(E[:, 1], 0.05 * units.HARTREE, rtol=1e-6)
+
+
+def test_two_state_closed_form_diagonalises():
+    from hybrid.states import _eigh
+    rng = np.random.default_rng(4)
+    H = rng.normal(size=(50, 2, 2))
+    H = H + H.transpose(0, 2, 1)
+    H[0] = np.diag([0.3, -0.2])                   # already diagonal, descending
+    H[1] = np.diag([0.1, 0.1])                    # degenerate
+    E, U = _eigh(H)
+    assert np.allclose(E, np.linalg.eigvalsh(H), atol=1e-14)
+    assert np.allclose(np.einsum("tik,tij,tjl->tkl", U, H, U), E[:, :, None] * np.eye(2), atol=1e-13)
+    assert np.allclose(np.einsum("tik,til->tkl", U, U), np.eye(2), atol=1e-14)

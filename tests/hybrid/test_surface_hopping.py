@@ -126,3 +126,26 @@ def test_bad_input_is_refused():
         surface_hopping(m, x, v, [MASS_AMU], 2, 1.0, 1, seed=0)
     with pytest.raises(InputError, match="decoherence"):
         surface_hopping(m, x, v, [MASS_AMU], 0, 1.0, 1, seed=0, decoherence="afssh")
+
+
+def test_two_state_propagator_equals_the_matrix_exponential():
+    from scipy.linalg import expm
+
+    from hybrid.surface_hopping import _propagate
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(5, 2))
+    t = rng.normal(size=5) * 3
+    Tm = np.zeros((5, 2, 2))
+    Tm[:, 0, 1], Tm[:, 1, 0] = t, -t
+    c = rng.normal(size=(5, 2)) + 1j * rng.normal(size=(5, 2))
+    delta = 0.7
+    ref = np.array([expm(-1j * (np.diag(E[i]) - 1j * units.HBAR * Tm[i]) * delta / units.HBAR) @ c[i]
+                    for i in range(5)])
+    assert np.abs(_propagate(E, Tm, c, delta) - ref).max() < 1e-12
+    # three states take the general path
+    E3, T3 = rng.normal(size=(2, 3)), rng.normal(size=(2, 3, 3))
+    T3 = T3 - T3.transpose(0, 2, 1)
+    c3 = rng.normal(size=(2, 3)) + 0j
+    ref3 = np.array([expm(-1j * (np.diag(E3[i]) - 1j * units.HBAR * T3[i]) * delta / units.HBAR) @ c3[i]
+                     for i in range(2)])
+    assert np.abs(_propagate(E3, T3, c3, delta) - ref3).max() < 1e-12
