@@ -99,3 +99,41 @@ class ExtendedCoupling(_Tully):
 
 
 MODELS = {"sac": SimpleAvoidedCrossing, "dac": DualAvoidedCrossing, "ecr": ExtendedCoupling}
+
+
+CHANNELS = ("reflected_0", "transmitted_0", "reflected_1", "transmitted_1")
+
+
+def scatter(model: str, k_au: float, n_traj: int, seed: int, dt_au: float = 0.5, x0_bohr: float = -10.0,
+            bound_bohr: float = 10.0, max_steps: int = 400000, **hopping) -> dict:
+    """Tully's scattering experiment: ``n_traj`` FSSH trajectories of the 2000 mₑ particle from x0 on the
+    lower adiabatic state with momentum k (ħ/bohr), each stopped once it moves outward beyond ±bound.
+
+    Returns the count of each channel in :data:`CHANNELS` (reflected/transmitted × final adiabatic state),
+    n, unfinished (trajectories still inside after ``max_steps``), the largest |E(t) − E(0)| over the
+    initial kinetic energy, and the mean numbers of hops and frustrated hops. ``hopping``: keyword
+    arguments of :func:`hybrid.surface_hopping.surface_hopping` (frustrated, decoherence, n_substeps).
+    """
+    from .surface_hopping import surface_hopping
+    if model not in MODELS:
+        raise InputError(f"scatter: model must be one of {sorted(MODELS)}, got {model!r}")
+    if not (k_au > 0 and n_traj >= 1 and bound_bohr > 0):
+        raise InputError(f"scatter: need k > 0, n_traj >= 1, bound > 0 (got {k_au}, {n_traj}, {bound_bohr})")
+    x = np.zeros((n_traj, 1, 3))
+    x[:, 0, 0] = x0_bohr * units.BOHR
+    v = np.zeros((n_traj, 1, 3))
+    v[:, 0, 0] = momentum_au_to_velocity(k_au)
+    bound = bound_bohr * units.BOHR
+
+    def out(x, v):
+        return ((x[:, 0, 0] > bound) & (v[:, 0, 0] > 0)) | ((x[:, 0, 0] < -bound) & (v[:, 0, 0] < 0))
+
+    r = surface_hopping(MODELS[model](), x, v, [MASS_AMU], 0, dt_au * units.AU_TIME, max_steps, seed=seed,
+                        stop=out, record_every=max_steps, **hopping)
+    finished = out(r.positions, r.velocities)
+    right = r.positions[:, 0, 0] > 0
+    counts = {f"{'transmitted' if t else 'reflected'}_{s}": int(np.sum(finished & (right == t) & (r.active == s)))
+              for s in (0, 1) for t in (False, True)}
+    return {**counts, "n": int(n_traj), "unfinished": int(np.sum(~finished)),
+            "max_rel_energy_error": float(np.max(r.energy_error / r.kinetic0)),
+            "hops": float(r.hops.mean()), "frustrated": float(r.frustrated.mean()), "steps": int(r.steps.max())}

@@ -149,3 +149,13 @@ def test_two_state_propagator_equals_the_matrix_exponential():
     ref3 = np.array([expm(-1j * (np.diag(E3[i]) - 1j * units.HBAR * T3[i]) * delta / units.HBAR) @ c3[i]
                      for i in range(2)])
     assert np.abs(_propagate(E3, T3, c3, delta) - ref3).max() < 1e-12
+
+
+def test_scattering_channels_account_for_every_trajectory():
+    from hybrid.tully import CHANNELS, scatter
+    r = scatter("sac", 25.0, 24, seed=1, dt_au=2.0, x0_bohr=-6.0, bound_bohr=6.0)
+    assert sum(r[c] for c in CHANNELS) == r["n"] == 24 and r["unfinished"] == 0
+    assert r["reflected_0"] == r["reflected_1"] == 0          # far above every barrier: all pass
+    assert r["transmitted_1"] > 0 and r["hops"] > 0
+    with pytest.raises(InputError, match="model must be one of"):
+        scatter("tully4", 10.0, 2, seed=0)
