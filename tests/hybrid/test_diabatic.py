@@ -1,0 +1,85 @@
+"""The learned diabatic Hamiltonian: exact forces and couplings (finite differences), the gauge freedom of
+adiabatic labels, and a fit to Tully's simple avoided crossing."""
+import numpy as np
+import pytest
+import torch
+
+from hybrid import units
+from hybrid.errors import InputError
+from hybrid.ml.diabatic import DiabaticMLP, LearnedDiabatic, fit_adiabatic
+from hybrid.states import DiabaticModel
+from hybrid.tully import SimpleAvoidedCrossing
+from test_states import _fd
+
+
+def distances(p):
+    """Features of two atoms: their distance and the first atom's x (not invariant: a test featurizer)."""
+    return torch.stack([torch.linalg.norm(p[:, 1] - p[:, 0], dim=1), p[:, 0, 0]], dim=1)
+
+
+def test_learned_forces_and_couplings_are_exact_derivatives():
+    torch.manual_seed(0)
+    net = DiabaticMLP(3, 2, hidden=(16, 16)).double()
+    model = LearnedDiabatic(net, distances)
+    x = np.array([[0.1, -0.2, 0.3], [1.2, 0.4, -0.1]])
+    r = model.states(x[None])
+    h = 1e-5
+    fd_f = -_fd(lambda y: model.states(y[None]).energies[0], x, h)
+    assert np.abs(fd_f - r.forces[0]).max() < 1e-6
+    dU = _fd(lambda y: model.states(y[None], previous=r.vectors).vectors[0], x, h)
+    d_fd = np.einsum("ik,ilna->klna", r.vectors[0], dU)
+    assert np.abs(r.couplings).max() > 1e-3
+    assert np.abs(d_fd - r.couplings[0]).max() < 1e-5
+
+
+class RotatedSAC(DiabaticModel):
+    """R(x) H_SAC(x) R(x)ᵀ with θ(x) = 0.4 tanh(x/Å): another diabatisation of the same adiabatic states."""
+
+    def __init__(self):
+        self.base = SimpleAvoidedCrossing()
+
+    def diabatic(self, positions):
+        H, dH = self.base.diabatic(positions)
+        x = positions[:, 0, 0]
+        th, dth = 0.4 * np.tanh(x), 0.4 / np.cosh(x) ** 2
+        c, s = np.cos(th), np.sin(th)
+        R = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+        dR = np.stack([np.stack([-s, -c], -1), np.stack([c, -s], -1)], -2) * dth[:, None, None]
+        Hr = R @ H @ R.transpose(0, 2, 1)
+        dHr = np.einsum("tij,tjknb,tlk->tilnb", R, dH, R)
+        dx = dR @ H @ R.transpose(0, 2, 1) + R @ H @ dR.transpose(0, 2, 1)
+        dHr[..., 0, 0] += dx
+        return Hr, dHr
+
+
+def test_energies_and_forces_do_not_fix_the_couplings():
+    x = np.zeros((41, 1, 3))
+    x[:, 0, 0] = np.linspace(-3, 3, 41)
+    a, b = SimpleAvoidedCrossing().states(x), RotatedSAC().states(x)
+    assert np.allclose(a.energies, b.energies, atol=1e-12) and np.allclose(a.forces, b.forces, atol=1e-10)
+    # the couplings differ by the rotation's derivative, dθ/dx (up to the states' signs)
+    dth = 0.4 / np.cosh(x[:, 0, 0]) ** 2
+    d_a, d_b = a.couplings[:, 0, 1, 0, 0], b.couplings[:, 0, 1, 0, 0]
+    miss = np.minimum(np.abs(np.abs(d_b - d_a) - dth), np.abs(np.abs(d_b + d_a) - dth))
+    assert miss.max() < 1e-8 and dth.max() > 0.1 * np.abs(d_a).max()
+
+
+def test_fit_to_tully_simple_avoided_crossing():
+    torch.manual_seed(0)
+    ref = SimpleAvoidedCrossing()
+    pos = np.zeros((61, 1, 3))
+    pos[:, 0, 0] = np.linspace(-4, 4, 61) * units.BOHR
+    r = ref.states(pos)
+    feat = lambda p: p[:, 0, :1]                                           # noqa: E731
+    net = DiabaticMLP(2, 1, hidden=(32, 32), scale=[units.BOHR]).double()
+    hist = fit_adiabatic(net, feat, pos, r.energies, r.forces, r.couplings, epochs=1500, lr=1e-2)
+    assert hist[-1] < 0.05 * hist[0]
+    test = np.zeros((161, 1, 3))
+    test[:, 0, 0] = np.linspace(-3.9, 3.9, 161) * units.BOHR
+    a, b = ref.states(test), LearnedDiabatic(net, feat).states(test)
+    gap_scale = 2 * SimpleAvoidedCrossing.A * units.HARTREE
+    assert np.sqrt(((a.energies - b.energies) ** 2).mean()) < 0.01 * gap_scale
+    d_ref, d = np.abs(a.couplings[:, 0, 1, 0, 0]), np.abs(b.couplings[:, 0, 1, 0, 0])
+    assert np.sqrt(((d - d_ref) ** 2).mean() / (d_ref**2).mean()) < 0.10
+    with pytest.raises(InputError, match="labels have 2 states"):
+        fit_adiabatic(DiabaticMLP(3, 1).double(), feat, pos, r.energies, r.forces, epochs=1)
