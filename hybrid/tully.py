@@ -104,10 +104,16 @@ MODELS = {"sac": SimpleAvoidedCrossing, "dac": DualAvoidedCrossing, "ecr": Exten
 CHANNELS = ("reflected_0", "transmitted_0", "reflected_1", "transmitted_1")
 
 
-def scatter(model: str, k_au: float, n_traj: int, seed: int, dt_au: float = 0.5, x0_bohr: float = -10.0,
+def x_feature(positions):
+    """The particle's x (T, 1) from positions (T, 1, 3) (numpy or torch): the feature of a learned model."""
+    return positions[:, 0, :1]
+
+
+def scatter(model, k_au: float, n_traj: int, seed: int, dt_au: float = 0.5, x0_bohr: float = -10.0,
             bound_bohr: float = 10.0, max_steps: int = 400000, **hopping) -> dict:
     """Tully's scattering experiment: ``n_traj`` FSSH trajectories of the 2000 mₑ particle from x0 on the
     lower adiabatic state with momentum k (ħ/bohr), each stopped once it moves outward beyond ±bound.
+    ``model``: a name in :data:`MODELS`, or any model of one particle with ``states`` (e.g. a learned one).
 
     Returns the count of each channel in :data:`CHANNELS` (reflected/transmitted × final adiabatic state),
     n, unfinished (trajectories still inside after ``max_steps``), the largest |E(t) − E(0)| over the
@@ -115,8 +121,10 @@ def scatter(model: str, k_au: float, n_traj: int, seed: int, dt_au: float = 0.5,
     arguments of :func:`hybrid.surface_hopping.surface_hopping` (frustrated, decoherence, n_substeps).
     """
     from .surface_hopping import surface_hopping
-    if model not in MODELS:
-        raise InputError(f"scatter: model must be one of {sorted(MODELS)}, got {model!r}")
+    if isinstance(model, str):
+        if model not in MODELS:
+            raise InputError(f"scatter: model must be one of {sorted(MODELS)}, got {model!r}")
+        model = MODELS[model]()
     if not (k_au > 0 and n_traj >= 1 and bound_bohr > 0):
         raise InputError(f"scatter: need k > 0, n_traj >= 1, bound > 0 (got {k_au}, {n_traj}, {bound_bohr})")
     x = np.zeros((n_traj, 1, 3))
@@ -128,7 +136,7 @@ def scatter(model: str, k_au: float, n_traj: int, seed: int, dt_au: float = 0.5,
     def out(x, v):
         return ((x[:, 0, 0] > bound) & (v[:, 0, 0] > 0)) | ((x[:, 0, 0] < -bound) & (v[:, 0, 0] < 0))
 
-    r = surface_hopping(MODELS[model](), x, v, [MASS_AMU], 0, dt_au * units.AU_TIME, max_steps, seed=seed,
+    r = surface_hopping(model, x, v, [MASS_AMU], 0, dt_au * units.AU_TIME, max_steps, seed=seed,
                         stop=out, record_every=max_steps, **hopping)
     finished = out(r.positions, r.velocities)
     right = r.positions[:, 0, 0] > 0
