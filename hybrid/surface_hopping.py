@@ -57,6 +57,20 @@ class HoppingResult:
     populations: np.ndarray
     active_fraction: np.ndarray
 
+    def save(self, path) -> None:
+        """Write every field to ``path`` (.npz), atomically (a temporary file renamed over the name)."""
+        import io
+
+        from .files import atomic_write_bytes
+        buf = io.BytesIO()
+        np.savez(buf, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path) -> "HoppingResult":
+        with np.load(path) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
 
 def _kinetic(v, masses):
     """(T,) eV from v (T, N, 3) Å/fs and masses (N,) amu."""

@@ -159,3 +159,15 @@ def test_scattering_channels_account_for_every_trajectory():
     assert r["transmitted_1"] > 0 and r["hops"] > 0
     with pytest.raises(InputError, match="model must be one of"):
         scatter("tully4", 10.0, 2, seed=0)
+
+
+def test_results_are_written_and_read_back(tmp_path):
+    from hybrid.surface_hopping import HoppingResult
+    x, v = swarm(20.0, 4, x0=-X_NEAR)
+    r = surface_hopping(SimpleAvoidedCrossing(), x, v, [MASS_AMU], 0, 2 * units.AU_TIME, 3000, seed=1,
+                        stop=left_near, record_every=50)
+    r.save(tmp_path / "fssh.npz")
+    back = HoppingResult.load(tmp_path / "fssh.npz")
+    for name in HoppingResult.__dataclass_fields__:
+        assert np.array_equal(getattr(back, name), getattr(r, name)), name
+    assert back.populations.shape == (len(back.times), 2) and back.amplitudes.dtype == complex
