@@ -59,6 +59,14 @@ class DiabaticMLP(nn.Module):
         return H + torch.diag(self.offset)
 
 
+def inverse_distances(positions: torch.Tensor) -> torch.Tensor:
+    """Features of one molecule of fixed atom order: 1/r_ij (1/Å) for i < j, (T, N(N−1)/2). Invariant to
+    translation and rotation, not to swapping like atoms (a molecule whose atoms keep their identity)."""
+    n = positions.shape[1]
+    i, j = torch.triu_indices(n, n, offset=1)
+    return 1.0 / torch.linalg.norm(positions[:, j] - positions[:, i], dim=-1)
+
+
 def _grad_H(H: torch.Tensor, pos: torch.Tensor, create_graph: bool) -> torch.Tensor:
     """∇H (T, S, S, N, 3) by autograd; each geometry's H depends only on its own positions."""
     S = H.shape[1]

@@ -83,3 +83,19 @@ def test_fit_to_tully_simple_avoided_crossing():
     assert np.sqrt(((d - d_ref) ** 2).mean() / (d_ref**2).mean()) < 0.10
     with pytest.raises(InputError, match="labels have 2 states"):
         fit_adiabatic(DiabaticMLP(3, 1).double(), feat, pos, r.energies, r.forces, epochs=1)
+
+
+def test_a_molecule_model_on_inverse_distances_is_invariant_and_exact():
+    from scipy.spatial.transform import Rotation
+
+    from hybrid.ml.diabatic import inverse_distances
+    torch.manual_seed(1)
+    x = np.array([[0.0, 0, 0], [1.28, 0, 0], [-0.55, 0.95, 0], [-0.55, -0.95, 0.1], [1.85, 0.9, 0], [1.8, -0.9, 0]])
+    model = LearnedDiabatic(DiabaticMLP(2, 15, hidden=(16,)).double(), inverse_distances)
+    r = model.states(x[None])
+    R = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+    moved = model.states((x @ R.T + [1.0, -2.0, 0.5])[None])
+    assert np.allclose(moved.energies, r.energies, atol=1e-12)
+    assert np.allclose(moved.forces[0], r.forces[0] @ R.T, atol=1e-10)
+    fd = -_fd(lambda y: model.states(y[None]).energies[0], x, 1e-5)
+    assert np.abs(fd - r.forces[0]).max() < 1e-6
