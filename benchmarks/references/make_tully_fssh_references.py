@@ -32,14 +32,22 @@ NAMES = {"simple": "sac", "dual": "dac", "extended": "ecr"}
 CHANNELS = ("reflected_0", "transmitted_0", "reflected_1", "transmitted_1")
 
 
+def _numbers(row) -> bool:
+    try:
+        [float(x) for x in row]
+    except ValueError:
+        return False
+    return True
+
+
 def run_point(mudslide, model, k, samples, seed):
     cmd = [mudslide, "-m", model, "-k", str(k), str(k), "-n", "1", "-s", str(samples), "-y", "-t", "200",
            "-x", "-10", "-z", str(seed), "-o", "averaged"]
     with tempfile.TemporaryDirectory() as tmp:
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, check=True)
-    rows = [ln.split() for ln in res.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
-    if len(rows) != 1 or len(rows[0]) != 5:
-        raise RuntimeError(f"unexpected mudslide output for {cmd}:\n{res.stdout}\n{res.stderr}")
+    rows = [row for row in (ln.split() for ln in res.stdout.splitlines()) if len(row) == 5 and _numbers(row)]
+    if len(rows) != 1:                       # its warnings ("Ignoring unrecognized options") share stdout
+        raise RuntimeError(f"unexpected mudslide output for {cmd}:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     return dict(zip(CHANNELS, map(float, rows[0][1:]))), " ".join(cmd[1:])
 
 
