@@ -18,7 +18,8 @@ several partitions it is their σ-weighted mean, whose signs are only meaningful
 consistent phases for the partitions (one region, or a model with phase alignment).
 
 Each geometry's high-level call is made once: the states of one region are cached by its positions and
-shared by the S energy blends and the S(S−1)/2 coupling blends.
+shared by the S energy blends and the S(S−1)/2 coupling blends; the low level's region results are cached
+the same way, so each region costs one low-level call whatever S is.
 """
 from __future__ import annotations
 
@@ -45,6 +46,25 @@ class _StatesCache:
         key = (system.numbers.tobytes(), np.ascontiguousarray(system.positions).tobytes())
         if key not in self._store:
             self._store[key] = self.model.states(system.positions[None])
+            if len(self._store) > self.size:
+                self._store.popitem(last=False)
+        self._store.move_to_end(key)
+        return self._store[key]
+
+
+class _CachedLevel(Potential):
+    """A single-state level whose results are cached by (numbers, positions, charge, multiplicity)."""
+
+    def __init__(self, level: Potential, size: int = 64):
+        self.level, self.size, self.name = level, size, level.name
+        self.species, self.min_distance = level.species, level.min_distance
+        self._store: OrderedDict = OrderedDict()
+
+    def _compute(self, system):
+        key = (system.numbers.tobytes(), np.ascontiguousarray(system.positions).tobytes(), system.charge,
+               system.multiplicity)
+        if key not in self._store:
+            self._store[key] = self.level._compute(system)
             if len(self._store) > self.size:
                 self._store.popitem(last=False)
         self._store.move_to_end(key)
@@ -102,7 +122,8 @@ class StateBlend:
         self.name = f"state blend {getattr(high, 'name', type(high).__name__)} in {low.name}"
         self._cache = _StatesCache(high)
         hname = getattr(high, "name", "high")
-        self._energy = [BlendedCorrection(_StateView(self._cache, k, hname), low, partitioner, **blend)
+        cached_low = _CachedLevel(low)
+        self._energy = [BlendedCorrection(_StateView(self._cache, k, hname), cached_low, partitioner, **blend)
                         for k in range(self.n_states)]
         self._coupling = {(k, m): BlendedCorrection(_CouplingView(self._cache, k, m, hname), _Zero(), partitioner,
                                                     **blend)

@@ -107,3 +107,25 @@ def test_bad_input_is_refused():
     blend = StateBlend(low((1, 8)), ToyStates(), FixedPartitioner([0, 1, 2]), s)
     with pytest.raises(InputError, match="positions must be"):
         blend.states(np.zeros((1, 2, 3)))
+
+
+def test_each_region_costs_one_call_of_each_level():
+    s = cluster([3.4, 5.5, 6.0])
+    calls = {"low": 0, "high": 0}
+
+    class Counting(MLPotential):
+        def _compute(self, system):
+            calls["low"] += 1
+            return super()._compute(system)
+
+    class CountingToy(ToyStates):
+        def states(self, positions, previous=None):
+            calls["high"] += 1
+            return super().states(positions, previous)
+
+    torch.manual_seed(0)
+    lo = Counting(AtomicMLP((1, 8), cutoff=4.0, n_radial=4, hidden=(8,)))
+    blend = StateBlend(lo, CountingToy(), DistancePartitioner(("atom", 0), 2.5, 2.0), s, scheme="product")
+    blend.states(s.positions[None])
+    # one buffer water: two partitions, each one call per level, plus the low level on the whole system
+    assert calls == {"low": 3, "high": 2}
