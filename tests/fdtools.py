@@ -34,3 +34,16 @@ def water_box(n_side=2, spacing=3.1, seed=0, jitter=0.1):
                 num += [8, 1, 1]
     L = spacing * n_side
     return AtomicSystem(num, np.array(pos), cell=np.eye(3) * L, pbc=True)
+
+
+def fd_jacobian(f, x, h=1e-5):
+    """Central differences of an array-valued f with respect to every element of x (N, 3): shape
+    f(x).shape + (N, 3)."""
+    out = []
+    for idx in np.ndindex(*x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        out.append((np.asarray(f(xp)) - np.asarray(f(xm))) / (2 * h))
+    out = np.array(out)
+    return np.moveaxis(out, 0, -1).reshape(out.shape[1:] + x.shape)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from fdtools import fd_jacobian as fd_grad
 from couplers.partition import DistancePartitioner, FixedPartitioner
 from couplers.state_blend import StateBlend
 from hybrid.errors import InputError
@@ -39,15 +40,6 @@ def low(species):
     torch.manual_seed(0)
     return MLPotential(AtomicMLP(species, cutoff=4.0, n_radial=4, hidden=(8,)))
 
-
-def fd_grad(f, x, h=1e-5):
-    g = np.zeros(x.shape + np.shape(f(x)))
-    for idx in np.ndindex(*x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        g[idx] = (f(xp) - f(xm)) / (2 * h)
-    return np.moveaxis(g, (0, 1), (-2, -1))
 
 
 def test_toy_states_are_consistent():

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from fdtools import fd_jacobian as _fd
 from hybrid import units
 from hybrid.errors import InputError
 from hybrid.ml.diabatic import DiabaticMLP, LearnedDiabatic, fit_adiabatic
 from hybrid.states import DiabaticModel
 from hybrid.tully import SimpleAvoidedCrossing
-from test_states import _fd
 
 
 def distances(p):

@@ -3,6 +3,7 @@ differences; Tully's models."""
 import numpy as np
 import pytest
 
+from fdtools import fd_jacobian as _fd
 from hybrid.errors import InputError
 from hybrid.states import DiabaticModel, adiabatic, align_phases
 from hybrid.tully import (MASS_AMU, DualAvoidedCrossing, ExtendedCoupling, SimpleAvoidedCrossing,
@@ -27,17 +28,6 @@ class Quadratic3(DiabaticModel):
         dH = self.b[None] + 2 * self.c[None, :, :, None] * R[:, None, None, :]
         return H, dH.reshape(len(R), 3, 3, 2, 3)
 
-
-def _fd(f, x, h):
-    """Central differences of f (array-valued) with respect to every element of x (N, 3): (..., N, 3)."""
-    out = []
-    for idx in np.ndindex(*x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        out.append((f(xp) - f(xm)) / (2 * h))
-    out = np.array(out)
-    return np.moveaxis(out, 0, -1).reshape(out.shape[1:] + x.shape)
 
 
 @pytest.mark.parametrize("model, x", [(Quadratic3(), np.random.default_rng(1).normal(size=(2, 3)))]
