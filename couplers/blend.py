@@ -39,7 +39,10 @@ the cap).
 Each region is an isolated cluster: in a periodic system its units are whole
 and at their minimum image relative to the partitioner's centre
 (:func:`couplers.partition.place_units`; a region larger than half the box is
-refused); its charge and multiplicity come from per-atom formal charges
+refused), or, with ``periodic_regions=True``, a periodic piece of the system
+that keeps its cell and pbc (a QM cylinder spanning a periodic crack front;
+the region's virial is then its levels' virial, None if either has none);
+its charge and multiplicity come from per-atom formal charges
 (:mod:`couplers.charges`; ``charges``), never from the whole system.
 Regions that cut covalent bonds are capped with hydrogen link atoms
 (:mod:`couplers.link_atoms`); metal-ligand contacts are not bonds. Stateful
@@ -80,6 +83,10 @@ class BlendedCorrection(Potential):
     max_buffer : most buffer units (product) or expansion members (expansion).
     open_shell : "error" (default) or "lowest": a region with an odd electron count is a doublet
         (:mod:`couplers.charges`).
+    periodic_regions : each region keeps the system's cell and pbc (atoms where they are; only bonds to
+        atoms outside the region capped) instead of being cut out as an isolated cluster; both levels must
+        handle periodic systems. For a region that spans a periodic direction, e.g. a cylinder along a
+        crack front.
     embedding : a :class:`couplers.embedding.Embedding`: the high level's region calls run in its
         charges of every atom outside the region, the low level's get their Coulomb term
         (electrostatic embedding; forces on every atom); None: mechanical embedding.
@@ -88,7 +95,8 @@ class BlendedCorrection(Potential):
     def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
                  max_buffer: int = 6, workers: int = 1, bonds=None,
                  charges=None, name: str | None = None, max_instances: int = 256,
-                 order: int = 2, core=None, embedding=None, open_shell: str = "error"):
+                 order: int = 2, core=None, embedding=None, open_shell: str = "error",
+                 periodic_regions: bool = False):
         if scheme not in SCHEMES:
             raise InputError(f"unknown blending scheme {scheme!r}; choose from {SCHEMES}")
         if int(order) != order or order < 1:
@@ -96,8 +104,11 @@ class BlendedCorrection(Potential):
         if embedding is not None and scheme == "force_mixing":
             raise InputError("electrostatic embedding needs a conservative scheme, not force_mixing (its forces on "
                              "the embedding charges would have no energy to come from)")
+        if embedding is not None and periodic_regions:
+            raise InputError("electrostatic embedding needs isolated regions, not periodic_regions")
         self.order = int(order)
         self.embedding = embedding
+        self.periodic_regions = bool(periodic_regions)
         self.core_atoms = np.asarray(getattr(partitioner, "core_atoms", ()) if core is None else core,
                                      int).reshape(-1)
         self.high, self.low, self.partitioner = high, low, partitioner
@@ -139,11 +150,14 @@ class BlendedCorrection(Potential):
             rh = self._instance(self.high, key)._compute(region.system)
             rl = self._instance(self.low, key)._compute(region.system)
             df = rh.forces - rl.forces
+            if region.periodic:
+                dw = None if rh.virial is None or rl.virial is None else rh.virial - rl.virial
+                return rh.energy - rl.energy, region.scatter(df), dw, 1
             return rh.energy - rl.energy, region.scatter(df), region.virial(df), 1
         if len(region.cuts):
-            raise InputError(f"{self.name}: the region of atoms {atoms[:6].tolist()}... cuts {len(region.cuts)} covalent "
-                             "bond(s); electrostatic embedding of a capped region is not supported (a link atom "
-                             "next to a point charge needs charge redistribution)")
+            raise InputError(f"{self.name}: the region of atoms {atoms[:6].tolist()}... cuts {len(region.cuts)} "
+                             "covalent bond(s); electrostatic embedding of a capped region is not supported (a link "
+                             "atom next to a point charge needs charge redistribution)")
         env, ext = self.embedding.environment(system, atoms)
         sub = region.system
         embedded = AtomicSystem(sub.numbers, sub.positions, charge=sub.charge, multiplicity=sub.multiplicity, **ext)
@@ -161,7 +175,7 @@ class BlendedCorrection(Potential):
     def _capped(self, system: AtomicSystem, atoms: np.ndarray, positions=None) -> CappedRegion:
         """The region ``atoms`` as a capped cluster with its own charge and multiplicity."""
         charge, mult = self._charges.state(atoms, len(cut_bonds(self._bonds, atoms)))
-        return CappedRegion(system, atoms, self._bonds, charge, mult, positions)
+        return CappedRegion(system, atoms, self._bonds, charge, mult, positions, periodic=self.periodic_regions)
 
     def region_system(self, system: AtomicSystem, atoms) -> AtomicSystem:
         """The isolated, capped cluster (with the region's charge and multiplicity) on which both levels
@@ -212,7 +226,7 @@ class BlendedCorrection(Potential):
                                  f"(order {self.order} would need {expansion.n_calls(len(members), self.order)} "
                                  "region calls); raise max_buffer or shrink the region")
         placed = None
-        if system.periodic and inner + buf:
+        if system.periodic and inner + buf and not self.periodic_regions:
             ids = inner + buf
             placed = dict(zip(ids, place_units(system, [W.units[k] for k in ids], W.centre)))
         n = len(system)
@@ -232,11 +246,12 @@ class BlendedCorrection(Potential):
             for (p, sigma, dsigma), (de, df, dw, calls) in zip(parts, results):
                 energy += sigma * de
                 forces += sigma * df
-                virial += sigma * dw
+                virial = None if virial is None or dw is None else virial + sigma * dw
                 for k, ds in dsigma.items():
                     if ds and k in W.grad:
                         forces -= de * ds * W.grad[k]
-                        virial -= de * ds * W.strain.get(k, 0.0)
+                        if virial is not None:
+                            virial -= de * ds * W.strain.get(k, 0.0)
                 n_calls += calls
         info = {"scheme": scheme, "n_buffer": len(buf), "n_high_calls": n_calls,
                 "inner_atoms": W.atoms(inner).tolist(), "buffer_atoms": W.atoms(buf).tolist(),

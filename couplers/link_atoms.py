@@ -43,15 +43,24 @@ class CappedRegion:
     translations strain with the cell, the cluster's virial Σ_i r_i ⊗ f_i is
     the strain derivative. Link atoms sit on the minimum-image bond vector.
     :meth:`scatter` maps its forces (n + n_links, 3) back to (N, 3).
+
+    ``periodic=True`` keeps the region periodic instead: the atoms where they are, with the system's
+    cell and pbc (a QM cylinder along a periodic crack front, a layer of a slab); a bond that crosses the
+    cell boundary inside the region is kept, and only bonds to atoms outside the region are capped. Its
+    strain derivative is then the levels' own virial, not Σ_i r_i ⊗ f_i (:meth:`virial` refuses).
     """
 
     def __init__(self, system: AtomicSystem, atoms: np.ndarray, bonds: np.ndarray,
-                 charge: int | None = None, multiplicity: int | None = None, positions=None):
+                 charge: int | None = None, multiplicity: int | None = None, positions=None,
+                 periodic: bool = False):
         self.atoms = np.asarray(atoms, int)
         self.cuts = cut_bonds(bonds, self.atoms)
         self.g = np.array([link_factor(system.numbers[q], system.numbers[m]) for q, m in self.cuts])
+        self.periodic = bool(periodic and system.periodic)
         sub = system.subset(self.atoms, charge, multiplicity)
-        if system.periodic:
+        if self.periodic:
+            full = system.positions
+        elif system.periodic:
             if positions is None:
                 from .partition import _components, place_units
                 inside = np.zeros(len(system), bool)
@@ -83,6 +92,8 @@ class CappedRegion:
     def virial(self, f_sub: np.ndarray) -> np.ndarray:
         """W_αβ = Σ_i r_iα f_iβ (eV) of forces (n + n_links, 3) on the cluster: -dE/dε of a
         translation-invariant cluster energy when positions strain as R (1 + ε)."""
+        if self.periodic:
+            raise ValueError("a periodic region's strain derivative is its levels' virial, not Σ r ⊗ f")
         return self.system.positions.T @ f_sub
 
     def scatter(self, f_sub: np.ndarray) -> np.ndarray:

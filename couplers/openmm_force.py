@@ -86,7 +86,6 @@ class _Evaluator:
         t0 = time.perf_counter()
         from openmm.unit import nanometer
         pos = np.asarray(state.getPositions(asNumpy=True).value_in_unit(nanometer), float) * units.NM
-        n = self.n_atoms
         if self.periodic:
             cell = np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(nanometer), float) * units.NM
             pbc = True

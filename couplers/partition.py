@@ -234,7 +234,8 @@ class FixedPartitioner:
 
     def weights(self, system: AtomicSystem) -> Weights:
         if self.atoms.size and self.atoms.max() >= len(system):
-            raise InputError(f"FixedPartitioner: atom {int(self.atoms.max())} is outside a system of {len(system)} atoms")
+            raise InputError(f"FixedPartitioner: atom {int(self.atoms.max())} is outside a system of {len(system)} "
+                             "atoms")
         return Weights([self.atoms], np.ones(1))
 
 
