@@ -5,7 +5,7 @@
    and forces only, and with the couplings as sign-free labels.
 2. Accuracy on 801 points between the labels: RMS energy error over the gap scale 2A, and the coupling
    |d₁₂| error (relative L2 and largest, over the largest |d₁₂|).
-3. FSSH (hybrid.tully.scatter; 2000 trajectories per momentum, four Dask tasks of 500, independent seeds)
+3. FSSH (hybrid.tully.scatter; 2000 trajectories per momentum, two Dask tasks of 1000, independent seeds)
    with the network fitted with couplings and with the analytic model, channel by channel:
    z = |ΔP| / √(σ₁² + σ₂²); agreement within statistical error is z < 3.
 
@@ -25,7 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 K_GRID = [6, 8, 10, 12, 15, 20, 25, 30]
-PART = 500
+PART = 1000
+SUBSTEPS = 1     # electronic steps per nuclear step (as benchmarks/bench_tully_fssh.py)
 
 
 def grid(lo, hi, n):
@@ -87,7 +88,7 @@ def main(argv=None):
     for i, k in enumerate(args.k):
         for p in range(args.n // PART):
             for name, model, base in (("learned", learned, 50000), ("analytic", "sac", 60000)):
-                kw = dict(k_au=float(k), n_traj=PART, seed=base + 100 * i + p, dt_au=0.5)
+                kw = dict(k_au=float(k), n_traj=PART, seed=base + 100 * i + p, dt_au=0.5, n_substeps=SUBSTEPS)
                 tasks[f"{name}_k{k:g}_{p}"] = Task(scatter, args=(model,), kwargs=kw, inputs={**kw, "model": name})
     t0 = time.perf_counter()
     res = run_tasks(tasks, out / "fssh", n_workers=args.workers, progress=True)

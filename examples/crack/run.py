@@ -11,18 +11,22 @@ Steps (every number from the potentials themselves, nothing assumed):
    0.05 K_G, bisected twice: K₋ < K_G < K₊ for each R in ``--radii``.
 3. J on three domains about the tip from the MLIP's per-atom virials at the highest load below K₊, against
    G(K) of the applied field and G of the K fitted to the relaxed displacements.
-4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a ball of radius r about the tip (hydrogen link
-   atoms on cut Si–Si bonds, couplers.blend), the ball placed on the tip of the relaxed crack at K_G and kept
-   through the ramps (a trapped tip does not move); K₋ and K₊ for each r in ``--qm-radii``, on a disc whose
-   front is ``--front`` cells long so that the ball fits in the periodic box (3 reduced, 6 full).
-5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP, MLIP alone and the hybrid whose region follows the
-   tip every step (couplers.crack_tip, 4-atom blocks, product partitions): energy drift side by side.
+4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a cylinder of radius r about the crack front,
+   periodic along it (``periodic_regions``: hydrogen link atoms only on the Si–Si bonds cut in the x–y
+   plane, couplers.blend), on a disc whose front is ``--cylinder-front`` cells long (2: 7.9 Å). The
+   cylinder's axis runs through the bond that breaks next in the relaxed crack at K_G and is kept through
+   the ramps (a trapped tip does not move). K₋ and K₊ for each r in ``--qm-radii``. A cylinder, not a
+   ball: a ball on a periodic front pins the front, and the bonds that break at K₊ are then MLIP bonds
+   beside the ball (README).
+5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP on a disc whose front is ``--front`` cells long (3
+   reduced, 6 full), MLIP alone and the hybrid whose region, a ball, follows the tip every step
+   (couplers.crack_tip, 4-atom blocks, product partitions): energy drift side by side.
 
 Writes output/ (or ``--out``): results.json, table.md, tip_vs_K.png, energy_release.png, snapshot.png,
 nve_energy.png.
 
     python examples/crack/run.py --reduced      # one disc, one QM radius, short NVE (< 15 min on 2 cores)
-    python examples/crack/run.py                # radii 20/30/40 Å, QM radii 3/4/5/5.5 Å on a 6-cell front
+    python examples/crack/run.py                # radii 20/30/40 Å, QM cylinders 3/4/5/5.5 Å, NVE on a 6-cell front
 """
 from __future__ import annotations
 
@@ -71,15 +75,13 @@ def setup(props, radius, front):
     return crack, crack_disc(slab, y_plane, crack, radius=radius, r_fix=6.0)
 
 
-def qm_ball(disc, positions, r_qm):
-    """Atoms within r_qm Å of the bond that breaks next in ``positions`` (its midpoint), and that point."""
+def qm_cylinder(disc, positions, r_qm):
+    """Atoms within r_qm Å, in the x–y plane, of the line along the front through the midpoint of the bond
+    that breaks next in ``positions``, and that midpoint."""
     centre = disc.tip_bond(positions)
-    lz = disc.reference.cell[2, 2]
-    d = positions - centre
-    d[:, 2] -= np.round(d[:, 2] / lz) * lz
-    atoms = np.flatnonzero(np.linalg.norm(d, axis=1) < r_qm)
+    atoms = np.flatnonzero(np.linalg.norm(positions[:, :2] - centre[:2], axis=1) < r_qm)
     if len(atoms) < 2:
-        raise ValueError(f"a QM ball of {r_qm} Å about {centre} holds {len(atoms)} atoms")
+        raise ValueError(f"a QM cylinder of {r_qm} Å about {centre[:2]} holds {len(atoms)} atoms")
     return atoms, centre
 
 
@@ -116,7 +118,11 @@ def j_check(disc, tr, mlip_pot, crack, k_g, a0):
 
 def nve(potential, disc, positions, steps, dt_fs, locator=None, seed=1):
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:                        # ASE < 3.27
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
     from ase.md.verlet import VelocityVerlet
 
     from couplers.ase_calculator import HybridCalculator
@@ -125,7 +131,7 @@ def nve(potential, disc, positions, steps, dt_fs, locator=None, seed=1):
     from ase.constraints import FixAtoms
     atoms.set_constraint(FixAtoms(indices=np.flatnonzero(disc.fixed)))
     atoms.calc = HybridCalculator(potential)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=100, rng=np.random.default_rng(seed))
+    thermalize_momenta(atoms, temperature_K=100, rng=np.random.default_rng(seed))
     atoms.set_momenta(atoms.get_momenta() * ~disc.fixed[:, None])
     Stationary(atoms)
     rec = []
@@ -160,10 +166,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reduced", action="store_true", help="one disc, one QM radius, short NVE (< 15 min)")
     ap.add_argument("--radii", type=float, nargs="+", help="MLIP disc radii R, Å (default 20 30 40; reduced 20)")
-    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM ball radii, Å (default 3 4 5 5.5; reduced 4)")
+    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM cylinder radii, Å (default 3 4 5 5.5; reduced 3)")
     ap.add_argument("--hybrid-radius", type=float, default=20.0, help="disc radius of the hybrid ramps, Å")
-    ap.add_argument("--front", type=int, help="front length of the hybrid disc in 12-atom cells (3.97 Å each; default "
-                    "3, full setting 6): a QM ball must stay shorter than a quarter of it")
+    ap.add_argument("--cylinder-front", type=int, default=2,
+                    help="front length of the hybrid ramps' disc in 12-atom cells (3.97 Å each)")
+    ap.add_argument("--front", type=int, help="front length of the NVE disc in 12-atom cells (default 3, full "
+                    "setting 6): the tip-following ball (r + 1.5 Å buffer) must fit in half of it")
     ap.add_argument("--step", type=float, default=0.05, help="load step of the MLIP ramps / K_G (bisected twice)")
     ap.add_argument("--hybrid-step", type=float, default=0.1,
                     help="load step of the hybrid ramps / K_G (bisected once)")
@@ -177,7 +185,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(HERE / "output"))
     args = ap.parse_args(argv)
     radii = args.radii or ([20.0] if args.reduced else [20.0, 30.0, 40.0])
-    qm_radii = args.qm_radii or ([4.0] if args.reduced else [3.0, 4.0, 5.0, 5.5])
+    qm_radii = args.qm_radii or ([3.0] if args.reduced else [3.0, 4.0, 5.0, 5.5])
     nve_steps = args.nve_steps or (40 if args.reduced else 200)
     front = args.front or (3 if args.reduced else 6)
     out = Path(args.out)
@@ -213,7 +221,7 @@ def main(argv=None):
               f"J/G {row['J'] and row['J']['J_over_G']} ({row['wall_s']:.0f} s)", flush=True)
         _save(results, out)
 
-    crack, disc = setup(mp, args.hybrid_radius, front)
+    crack, disc = setup(mp, args.hybrid_radius, args.cylinder_front)
     k_g = crack.griffith_k(mp["gamma111_J_m2"] * J_M2)
     t0 = time.perf_counter()
     tr = lattice_trapping(disc, calc, k_g, step_rel * k_g, fmax=0.01)
@@ -223,8 +231,8 @@ def main(argv=None):
     _save(results, out)
     start = tr.start.positions
     for r_qm in qm_radii:
-        atoms_qm, centre = qm_ball(disc, start, r_qm)
-        pot = blended(mlip, qm_level(), FixedPartitioner(atoms_qm), open_shell="lowest")
+        atoms_qm, centre = qm_cylinder(disc, start, r_qm)
+        pot = blended(mlip, qm_level(), FixedPartitioner(atoms_qm), open_shell="lowest", periodic_regions=True)
         t0 = time.perf_counter()
         trh = lattice_trapping(disc, HybridCalculator(pot), k_g, args.hybrid_step * k_g, bisections=1,
                                start_positions=start, fmax=0.01)
@@ -237,11 +245,19 @@ def main(argv=None):
         print(f"hybrid r_qm={r_qm:g} Å ({len(atoms_qm)} QM atoms): K-/K_G {row['K_minus']}, "
               f"K+/K_G {row['K_plus']} ({row['wall_s']:.0f} s)", flush=True)
         _save(results, out)
-    results["nve"] = nve_pair(mlip, disc, tr, k_g, args.nve_qm_radius, nve_steps, dt_fs=args.nve_dt,
+    snapshot = (disc, start, qm_cylinder(disc, start, qm_radii[-1])[0])
+
+    _, disc_nve = setup(mp, args.hybrid_radius, front)
+    t0 = time.perf_counter()
+    tr_nve = lattice_trapping(disc_nve, calc, k_g, step_rel * k_g, fmax=0.01)
+    mlip_nve = trapping_row(tr_nve, k_g, time.perf_counter() - t0)
+    mlip_nve.update(atoms=len(disc_nve.reference))
+    results["nve"] = nve_pair(mlip, disc_nve, tr_nve, k_g, args.nve_qm_radius, nve_steps, dt_fs=args.nve_dt,
                               qm_temperature=args.nve_qm_temperature)
+    results["nve"]["mlip_ramp"] = mlip_nve
     _save(results, out)
     write_table(results, out)
-    plots(results, out, disc, start, qm_ball(disc, start, qm_radii[-1])[0])
+    plots(results, out, *snapshot)
 
 
 def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5, qm_temperature=4000.0):
@@ -288,7 +304,8 @@ def write_table(results, out: Path):
                   f"the fitted K = {j['K_fit_over_KG']:.3f} K_G: " + ", ".join(f"{x:.3f}" for x in j["J_over_G_fit"])
                   + ")")
         lines.append(f"| MLIP | {name} | {row['atoms']} | {_br(row['K_minus'])} | {_br(row['K_plus'])} | {jt} |")
-    lines += ["", "Hybrid disc (QM-region radius table); the level of the bonds that broke at K₊ / healed at K₋:", "",
+    lines += ["", "Hybrid disc (QM-cylinder radius table, periodic along the front); the level of the bonds that broke "
+              "at K₊ / healed at K₋:", "",
               "| model | atoms (QM) | K₋/K_G | K₊/K_G | broke at K₊ | healed at K₋ | wall (min) |",
               "|---|---|---|---|---|---|---|"]
     for name, row in results["hybrid"].items():
@@ -300,8 +317,11 @@ def write_table(results, out: Path):
     nve_res = results.get("nve")
     if nve_res:
         dt = nve_res["mlip"].get("dt_fs", "?")
-        lines += ["", f"NVE at {nve_res['K_over_KG']:.3f} K_G, 100 K, {dt} fs; the hybrid's GFN1-xTB at "
-                  f"{nve_res.get('qm_temperature_K', 3000):g} K:", "",
+        ramp = nve_res.get("mlip_ramp")
+        disc_txt = (f" on a disc of {ramp['atoms']} atoms (its MLIP K₋/K_G {_br(ramp['K_minus'])}, K₊/K_G "
+                    f"{_br(ramp['K_plus'])})") if ramp else ""
+        lines += ["", f"NVE at {nve_res['K_over_KG']:.3f} K_G{disc_txt}, 100 K, {dt} fs; the hybrid's ball follows "
+                  f"the tip, GFN1-xTB at {nve_res.get('qm_temperature_K', 3000):g} K:", "",
                   "| model | steps | max abs(E − E0) (meV) | drift (meV) | tip moved (Å) | s/step | stopped by |",
                   "|---|---|---|---|---|---|---|"]
         for name in ("mlip", "hybrid"):
@@ -364,7 +384,7 @@ def plots(results, out: Path, disc, positions, qm_atoms):
     level[disc.fixed] = 1
     level[qm_atoms] = 2
     for lv, colour, label in ((0, "0.6", "MLIP"), (1, "tab:blue", "MLIP, held on the K-field"),
-                              (2, "tab:red", "GFN1-xTB")):
+                              (2, "tab:red", "GFN1-xTB (cylinder along the front)")):
         m = level == lv
         ax.scatter(positions[m, 0], positions[m, 1], s=6, c=colour, label=label)
     ax.set_aspect("equal")
