@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, ModelFileError
 from ..states import DiabaticModel
+
+FORMAT = "qmml-hybrid-diabatic"
 
 
 class DiabaticMLP(nn.Module):
@@ -37,6 +39,7 @@ class DiabaticMLP(nn.Module):
         super().__init__()
         if n_states < 2:
             raise InputError(f"DiabaticMLP: n_states must be >= 2, got {n_states}")
+        self.config = {"n_states": int(n_states), "n_features": int(n_features), "hidden": [int(h) for h in hidden]}
         self.n_states = int(n_states)
         layers, n = [], int(n_features)
         for h in hidden:
@@ -67,6 +70,9 @@ def inverse_distances(positions: torch.Tensor) -> torch.Tensor:
     return 1.0 / torch.linalg.norm(positions[:, j] - positions[:, i], dim=-1)
 
 
+FEATURIZERS = {"inverse_distances": inverse_distances}
+
+
 def _grad_H(H: torch.Tensor, pos: torch.Tensor, create_graph: bool) -> torch.Tensor:
     """∇H (T, S, S, N, 3) by autograd; each geometry's H depends only on its own positions."""
     S = H.shape[1]
@@ -89,6 +95,41 @@ class LearnedDiabatic(DiabaticModel):
         self.featurizer = featurizer
         self.n_states = net.n_states
         self.eps = float(eps)
+
+    def save(self, path, **metadata) -> None:
+        """Write the network, the featurizer's name (a key of :data:`FEATURIZERS`) and ``metadata`` (at least
+        the level of theory, and the energy zero if the labels were shifted) to one file, atomically."""
+        name = next((k for k, f in FEATURIZERS.items() if f is self.featurizer), None)
+        if name is None:
+            raise InputError(f"LearnedDiabatic.save: the featurizer {self.featurizer!r} is not one of "
+                             f"{sorted(FEATURIZERS)}; a file must name how to rebuild it")
+        import io
+
+        from ..files import atomic_write_bytes
+        buf = io.BytesIO()
+        torch.save({"format": FORMAT, "config": self.net.config, "featurizer": name, "eps": self.eps,
+                    "dtype": str(next(self.net.parameters()).dtype).replace("torch.", ""),
+                    "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                    "metadata": dict(metadata)}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path) -> tuple["LearnedDiabatic", dict]:
+        """(model, metadata) from a file written by :meth:`save`; a missing or foreign file is a
+        :class:`~hybrid.errors.ModelFileError` naming it."""
+        import os
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ModelFileError(f"{path}: no such model file")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for foreign files
+            raise ModelFileError(f"{path}: not a readable diabatic model file ({type(exc).__name__})") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ModelFileError(f"{path}: not a {FORMAT} file")
+        net = DiabaticMLP(**payload["config"]).to(getattr(torch, payload["dtype"]))
+        net.load_state_dict(payload["state_dict"])
+        return cls(net, FEATURIZERS[payload["featurizer"]], eps=payload["eps"]), payload["metadata"]
 
     def diabatic(self, positions):
         dtype = next(self.net.parameters()).dtype

@@ -99,3 +99,27 @@ def test_a_molecule_model_on_inverse_distances_is_invariant_and_exact():
     assert np.allclose(moved.forces[0], r.forces[0] @ R.T, atol=1e-10)
     fd = -_fd(lambda y: model.states(y[None]).energies[0], x, 1e-5)
     assert np.abs(fd - r.forces[0]).max() < 1e-6
+
+
+def test_a_saved_model_loads_with_its_featurizer_and_metadata(tmp_path):
+    """The file round trip gives the same network: energies, forces and couplings to 1e-12 (the same weights
+    and arithmetic; not bitwise, as nothing promises torch the same kernels)."""
+    from hybrid.errors import ModelFileError
+    from hybrid.ml.diabatic import inverse_distances
+    torch.manual_seed(2)
+    net = DiabaticMLP(2, 6, hidden=(8,), scale=np.full(6, 0.5)).double()
+    model = LearnedDiabatic(net, inverse_distances, eps=1e-3)
+    x = np.random.default_rng(0).normal(size=(3, 4, 3)) * 1.5
+    model.save(tmp_path / "m.pt", level_of_theory="toy", energy_zero_eV=-1.5)
+    back, meta = LearnedDiabatic.load(tmp_path / "m.pt")
+    assert meta == {"level_of_theory": "toy", "energy_zero_eV": -1.5} and back.eps == 1e-3
+    a, b = model.states(x), back.states(x)
+    for f in ("energies", "forces", "couplings"):
+        assert np.abs(getattr(a, f) - getattr(b, f)).max() < 1e-12
+    with pytest.raises(InputError, match="featurizer"):
+        LearnedDiabatic(net, distances).save(tmp_path / "n.pt")
+    (tmp_path / "bad.pt").write_text("not a model")
+    with pytest.raises(ModelFileError, match="bad.pt"):
+        LearnedDiabatic.load(tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match="no such"):
+        LearnedDiabatic.load(tmp_path / "missing.pt")

@@ -1,0 +1,194 @@
+"""Make the shipped two-state model of methaniminium (CH₂NH₂⁺): a diabatic network on SA-CASSCF labels.
+
+Level: SA2-CASSCF(2,2)/6-31G (PySCF, hybrid.qm.casscf_states): S0 and the ππ* state, equal weights. Why:
+PySCF gives SA-CASSCF energies, per-state analytic gradients and S0–S1 nonadiabatic couplings
+(pyscf.nac.sacasscf); linear-response TDDFT/TDA has no S0–S1 coupling of the right topology where the
+two surfaces meet, which is where the dynamics goes (the twisted C=N). The (2,2) space keeps ππ* as S1
+(in larger spaces methaniminium's S1 is σπ*, Barbatti et al. 2006), and 6-31G keeps one geometry (two
+gradients, one coupling) at a few seconds on one core.
+
+Steps:
+
+1. RHF/6-31G minimum (ASE BFGS) and its numerical Hessian → normal modes (hybrid.sampling.wigner).
+2. Configurations, written once to labels/methaniminium_configs.extxyz: ``N_FC`` Wigner samples at 0 K
+   (the Franck–Condon region), and ``N_TWIST`` more with the NH₂ group turned about the C–N axis by
+   τ ~ U(0°, 90°) and the C–N bond stretched by U(0, 0.3) Å (the path of the ππ* state towards the twisted
+   intersection).
+3. Labels: SA-CASSCF energies, forces and couplings, in tasks of ``CHUNK`` geometries on the Dask cluster
+   (hybrid.tasks; each task stored as it finishes, a rerun resumes), collected into
+   labels/methaniminium_sacasscf.npz.
+4. A :class:`hybrid.ml.diabatic.DiabaticMLP` on the 15 inverse distances, fitted to energies, forces and
+   sign-free couplings of all but a held-out tenth; the held-out errors (energy RMSE per state, gap RMSE,
+   force RMSE, coupling error up to sign) are stored with it → methaniminium_sacasscf.pt, .json
+   (``LearnedDiabatic.load``; energies relative to the file's ``energy_zero_eV``).
+
+    python models/make_methaniminium_sacasscf.py [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+CONFIGS = HERE / "labels" / "methaniminium_configs.extxyz"
+LABELS = HERE / "labels" / "methaniminium_sacasscf.npz"
+TASKS = HERE / "labels" / "methaniminium_sacasscf_tasks"
+MODEL = HERE / "methaniminium_sacasscf.pt"
+REPORT = HERE / "methaniminium_sacasscf.json"
+NUMBERS = [6, 7, 1, 1, 1, 1]                   # C, N, H on C, H on C, H on N, H on N
+START = [[0.0, 0.0, 0.0], [1.28, 0.0, 0.0], [-0.55, 0.94, 0.0], [-0.55, -0.94, 0.0],
+         [1.83, 0.87, 0.0], [1.83, -0.87, 0.0]]
+BASIS, N_ORB, N_ELEC, N_STATES = "6-31g", 2, 2, 2
+N_FC, N_TWIST, CHUNK = 120, 180, 10
+SEED = 0
+NET = dict(hidden=(64, 64))
+FIT = dict(epochs=4000, lr=3e-3, w_forces=1.0, w_couplings=1.0)
+
+
+def level():
+    from hybrid.qm.casscf_states import SACASSCFStates
+    return SACASSCFStates(NUMBERS, BASIS, N_ORB, N_ELEC, N_STATES, charge=1)
+
+
+def minimum_and_modes():
+    """RHF/6-31G minimum (fmax 1e-3 eV/Å) and its normal modes."""
+    from ase.data import atomic_masses
+    from ase.optimize import BFGS
+
+    from couplers.ase_calculator import HybridCalculator
+    from hybrid.qm.pyscf_layer import PySCFPotential
+    from hybrid.sampling.wigner import normal_modes, numerical_hessian
+    from hybrid.system import AtomicSystem
+    hf = PySCFPotential("HF", BASIS, conv_tol=1e-11)
+    s = AtomicSystem(NUMBERS, START, charge=1)
+    atoms = s.to_ase()
+    atoms.calc = HybridCalculator(hf)
+    BFGS(atoms, logfile=None).run(fmax=1e-3, steps=200)
+    s = s.with_positions(atoms.positions)
+    modes = normal_modes(numerical_hessian(hf, s), s.positions, atomic_masses[NUMBERS])
+    return s, modes
+
+
+def twist(positions, tau, stretch):
+    """The NH₂ group (atoms 1, 4, 5) turned by tau (rad) about the C→N axis and moved out by ``stretch`` Å
+    along it."""
+    x = np.array(positions, float)
+    axis = x[1] - x[0]
+    axis /= np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rot = np.eye(3) + np.sin(tau) * k + (1 - np.cos(tau)) * k @ k
+    for a in (4, 5):
+        x[a] = x[1] + rot @ (x[a] - x[1])
+    for a in (1, 4, 5):
+        x[a] += stretch * axis
+    return x
+
+
+def configurations(modes):
+    from ase import Atoms
+    from ase.io import read, write
+
+    from hybrid.sampling.wigner import wigner_sample
+    if CONFIGS.exists():
+        return np.array([a.positions for a in read(CONFIGS, ":")])
+    rng = np.random.default_rng(SEED)
+    fc, _ = wigner_sample(modes, N_FC, seed=SEED)
+    tw, _ = wigner_sample(modes, N_TWIST, seed=SEED + 1)
+    tw = np.array([twist(x, rng.uniform(0, np.pi / 2), rng.uniform(0, 0.3)) for x in tw])
+    pos = np.concatenate([fc, tw])
+    CONFIGS.parent.mkdir(exist_ok=True)
+    write(CONFIGS, [Atoms(NUMBERS, p) for p in pos])
+    return pos
+
+
+def label_chunk(positions):
+    """energies (n, S), forces (n, S, N, 3), couplings (n, S, S, N, 3) and the wall time of a chunk."""
+    t0 = time.perf_counter()
+    r = level().states(positions)
+    return {"energies": r.energies, "forces": r.forces, "couplings": r.couplings,
+            "wall_s": time.perf_counter() - t0}
+
+
+def labels(pos, workers):
+    from hybrid.tasks import Task, run_tasks
+    if LABELS.exists():
+        with np.load(LABELS) as f:
+            return {k: f[k] for k in f.files}
+    tasks = {f"chunk_{i:03d}": Task(label_chunk, args=(pos[i:i + CHUNK],),
+                                    inputs={"first": i, "n": len(pos[i:i + CHUNK]), "level": level().name})
+             for i in range(0, len(pos), CHUNK)}
+    res = run_tasks(tasks, TASKS, n_workers=workers, progress=True)
+    if res.failed:
+        raise SystemExit(f"label tasks failed (rerun to retry): {sorted(res.failed)}")
+    parts = [res[name] for name in sorted(tasks)]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("energies", "forces", "couplings")}
+    out["positions"] = pos
+    out["wall_s_per_geometry"] = np.array(sum(p["wall_s"] for p in parts) / len(pos))
+    import io
+
+    from hybrid.files import atomic_write_bytes
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    atomic_write_bytes(LABELS, buf.getvalue())
+    return out
+
+
+def coupling_error(d_model, d_ref):
+    """Relative L2 error of the S0–S1 coupling up to sign, per geometry (n,)."""
+    a, b = d_model[:, 0, 1].reshape(len(d_ref), -1), d_ref[:, 0, 1].reshape(len(d_ref), -1)
+    err = np.minimum(np.linalg.norm(a - b, axis=1), np.linalg.norm(a + b, axis=1))
+    return err / np.maximum(np.linalg.norm(b, axis=1), 1e-12)
+
+
+def main(argv=None):
+    import torch
+
+    from hybrid.ml.diabatic import DiabaticMLP, LearnedDiabatic, fit_adiabatic, inverse_distances
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    s0, modes = minimum_and_modes()
+    pos = configurations(modes)
+    lab = labels(pos, args.workers)
+    e0 = float(lab["energies"][:, 0].min())                    # energies relative to the lowest S0 label
+    E = lab["energies"] - e0
+    rng = np.random.default_rng(SEED)
+    held = np.zeros(len(pos), bool)
+    held[rng.choice(len(pos), len(pos) // 10, replace=False)] = True
+    torch.manual_seed(SEED)
+    net = DiabaticMLP(N_STATES, len(NUMBERS) * (len(NUMBERS) - 1) // 2, **NET).double()
+    t0 = time.perf_counter()
+    loss = fit_adiabatic(net, inverse_distances, pos[~held], E[~held], lab["forces"][~held],
+                         lab["couplings"][~held], seed=SEED, **FIT)
+    wall = time.perf_counter() - t0
+    model = LearnedDiabatic(net, inverse_distances)
+    r = model.states(pos[held])
+    de = r.energies - E[held]
+    gap = (r.energies[:, 1] - r.energies[:, 0]) - (E[held, 1] - E[held, 0])
+    cerr = coupling_error(r.couplings, lab["couplings"][held])
+    report = {
+        "level_of_theory": f"SA{N_STATES}-CASSCF({N_ELEC},{N_ORB})/{BASIS} (PySCF)", "energy_zero_eV": e0,
+        "configurations": {"franck_condon": N_FC, "twisted": N_TWIST, "held_out": int(held.sum())},
+        "label_s_per_geometry": float(lab["wall_s_per_geometry"]),
+        "fit": {**FIT, **NET, "wall_s": wall, "final_loss": float(loss[-1])},
+        "held_out": {"energy_rmse_eV": np.sqrt((de**2).mean(0)).tolist(),
+                     "gap_rmse_eV": float(np.sqrt((gap**2).mean())),
+                     "gap_range_eV": [float((E[:, 1] - E[:, 0]).min()), float((E[:, 1] - E[:, 0]).max())],
+                     "force_rmse_eV_A": np.sqrt(((r.forces - lab["forces"][held]) ** 2).mean((0, 2, 3))).tolist(),
+                     "coupling_rel_error_median": float(np.median(cerr)),
+                     "coupling_rel_error_p90": float(np.quantile(cerr, 0.9))},
+        "minimum_rhf_angstrom": s0.positions.tolist(), "wavenumbers_cm1": modes.wavenumbers.tolist()}
+    model.save(MODEL, level_of_theory=report["level_of_theory"], energy_zero_eV=e0, numbers=NUMBERS, charge=1)
+    REPORT.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report["held_out"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
