@@ -42,7 +42,8 @@ class HoppingResult:
     positions, velocities: (T, N, 3) Å, Å/fs; amplitudes: (T, S) complex; active: (T,) int;
     steps: (T,) steps each trajectory ran; hops, frustrated: (T,) counts; energy_error: (T,) eV, max
     |E(t) − E(0)|; kinetic0: (T,) eV, the initial kinetic energy (the scale of energy_error);
-    times: (K,) fs; populations: (K, S) swarm mean of |c_k|²; active_fraction: (K, S).
+    times: (K,) fs; populations: (K, S) swarm mean of |c_k|²; active_fraction: (K, S); observed: (K, T, Q)
+    what ``observe`` returned at each recorded time (Q = 0 without it).
     """
     positions: np.ndarray
     velocities: np.ndarray
@@ -56,6 +57,7 @@ class HoppingResult:
     times: np.ndarray
     populations: np.ndarray
     active_fraction: np.ndarray
+    observed: np.ndarray
 
     def save(self, path) -> None:
         """Write every field to ``path`` (.npz), atomically (a temporary file renamed over the name)."""
@@ -108,12 +110,14 @@ def _propagate(E, Tm, c, delta):
 
 def surface_hopping(model, positions, velocities, masses, state, dt: float, n_steps: int, *, seed,
                     n_substeps: int = 20, frustrated: str = "keep", decoherence: str | None = None, stop=None,
-                    record_every: int = 10) -> HoppingResult:
+                    record_every: int = 10, observe=None) -> HoppingResult:
     """Run T trajectories of FSSH (module docstring) for at most ``n_steps`` steps of ``dt`` fs.
 
     positions, velocities: (T, N, 3) Å, Å/fs; masses: (N,) amu; state: int or (T,) initial active state
     (its amplitude starts at 1); seed: of the hop random numbers; stop: optional callable(positions,
-    velocities) -> (T,) bool, after which a trajectory is frozen (e.g. a scattering particle that left).
+    velocities) -> (T,) bool, after which a trajectory is frozen (e.g. a scattering particle that left);
+    observe: optional callable(positions (T, N, 3), velocities, active (T,), energies (T, S), amplitudes
+    (T, S)) -> (T, Q), recorded with the populations every ``record_every`` steps (e.g. a torsion angle).
     """
     x = np.array(positions, float)
     v = np.array(velocities, float)
@@ -149,7 +153,7 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
     hops = np.zeros(T, int)
     n_frustrated = np.zeros(T, int)
     done = np.zeros(T, bool) if stop is None else np.asarray(stop(x, v), bool).copy()
-    times, pops, fracs = [], [], []
+    times, pops, fracs, obs = [], [], [], []
     recorded = [0]
 
     def record(step):
@@ -157,6 +161,8 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
         times.append(step * dt)
         pops.append((np.abs(c) ** 2).mean(0))
         fracs.append(np.bincount(active, minlength=S) / T)
+        q = np.zeros((T, 0)) if observe is None else np.asarray(observe(x, v, active, E, c), float).reshape(T, -1)
+        obs.append(q)
 
     record(0)
     for step in range(1, n_steps + 1):
@@ -232,4 +238,4 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
     if recorded[0] != int(steps.max()):
         record(int(steps.max()))
     return HoppingResult(x, v, c, active, steps, hops, n_frustrated, err, kinetic0, np.array(times),
-                         np.array(pops), np.array(fracs))
+                         np.array(pops), np.array(fracs), np.array(obs))

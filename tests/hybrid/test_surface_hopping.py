@@ -171,3 +171,19 @@ def test_results_are_written_and_read_back(tmp_path):
     for name in HoppingResult.__dataclass_fields__:
         assert np.array_equal(getattr(back, name), getattr(r, name)), name
     assert back.populations.shape == (len(back.times), 2) and back.amplitudes.dtype == complex
+
+
+def test_observed_quantities_are_recorded_with_the_populations():
+    """``observe`` sees the swarm at each recorded time: its mean of (active == 1) is the active fraction,
+    its mean |c₁|² the population (the same numbers averaged alike: 1e-12), and positions move with time."""
+    x, v = swarm(20.0, 30, x0=-X_NEAR)
+
+    def observe(x, v, active, energies, amplitudes):
+        return np.stack([x[:, 0, 0], active == 1, np.abs(amplitudes[:, 1]) ** 2, energies[:, 1] - energies[:, 0]], 1)
+    r = surface_hopping(SimpleAvoidedCrossing(), x, v, [MASS_AMU], 0, 2 * units.AU_TIME, 2000, seed=3,
+                        stop=left_near, record_every=100, observe=observe)
+    assert r.observed.shape == (len(r.times), 30, 4)
+    assert np.abs(r.observed[:, :, 1].mean(1) - r.active_fraction[:, 1]).max() < 1e-12
+    assert np.abs(r.observed[:, :, 2].mean(1) - r.populations[:, 1]).max() < 1e-12
+    assert np.all(np.diff(r.observed[:, :, 0].mean(1)) > 0)
+    assert np.all(r.observed[:, :, 3] > 0)
