@@ -9,7 +9,8 @@ gradients, one coupling) at a few seconds on one core.
 
 Steps:
 
-1. RHF/6-31G minimum (ASE BFGS) and its numerical Hessian → normal modes (hybrid.sampling.wigner).
+1. RHF/6-31G minimum (ASE BFGS) and its numerical Hessian → normal modes (hybrid.sampling.wigner),
+   stored in labels/methaniminium_modes.npz for the dynamics' initial conditions.
 2. Configurations, written once to labels/methaniminium_configs.extxyz: ``N_FC`` Wigner samples at 0 K
    (the Franck–Condon region), and ``N_TWIST`` more with the NH₂ group turned about the C–N axis by
    τ ~ U(0°, 90°) and the C–N bond stretched by U(0, 0.3) Å (the path of the ππ* state towards the twisted
@@ -38,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 CONFIGS = HERE / "labels" / "methaniminium_configs.extxyz"
 LABELS = HERE / "labels" / "methaniminium_sacasscf.npz"
+MODES = HERE / "labels" / "methaniminium_modes.npz"
 TASKS = HERE / "labels" / "methaniminium_sacasscf_tasks"
 MODEL = HERE / "methaniminium_sacasscf.pt"
 REPORT = HERE / "methaniminium_sacasscf.json"
@@ -130,13 +132,17 @@ def labels(pos, workers):
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("energies", "forces", "couplings")}
     out["positions"] = pos
     out["wall_s_per_geometry"] = np.array(sum(p["wall_s"] for p in parts) / len(pos))
+    _save_npz(LABELS, out)
+    return out
+
+
+def _save_npz(path, arrays):
     import io
 
     from hybrid.files import atomic_write_bytes
     buf = io.BytesIO()
-    np.savez(buf, **out)
-    atomic_write_bytes(LABELS, buf.getvalue())
-    return out
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def coupling_error(d_model, d_ref):
@@ -155,6 +161,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     s0, modes = minimum_and_modes()
+    _save_npz(MODES, {k: getattr(modes, k) for k in ("positions", "masses", "omega", "vectors")})
     pos = configurations(modes)
     lab = labels(pos, args.workers)
     e0 = float(lab["energies"][:, 0].min())                    # energies relative to the lowest S0 label
