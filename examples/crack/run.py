@@ -11,22 +11,24 @@ Steps (every number from the potentials themselves, nothing assumed):
    0.05 K_G, bisected twice: K₋ < K_G < K₊ for each R in ``--radii``.
 3. J on three domains about the tip from the MLIP's per-atom virials at the highest load below K₊, against
    G(K) of the applied field and G of the K fitted to the relaxed displacements.
-4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a cylinder of radius r about the crack front,
-   periodic along it (``periodic_regions``: hydrogen link atoms only on the Si–Si bonds cut in the x–y
-   plane, couplers.blend), on a disc whose front is ``--cylinder-front`` cells long (2: 7.9 Å). The
-   cylinder's axis runs through the bond that breaks next in the relaxed crack at K_G and is kept through
-   the ramps (a trapped tip does not move). K₋ and K₊ for each r in ``--qm-radii``. A cylinder, not a
-   ball: a ball on a periodic front pins the front, and the bonds that break at K₊ are then MLIP bonds
-   beside the ball (README).
-5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP on a disc whose front is ``--front`` cells long (3
-   reduced, 6 full), MLIP alone and the hybrid whose region, a ball, follows the tip every step
-   (couplers.crack_tip, 4-atom blocks, product partitions): energy drift side by side.
+4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a region about the bond that breaks next in
+   the crack relaxed at K_G, kept through the ramps (a trapped tip does not move); K₋ and K₊ for each
+   radius r in ``--qm-radii``. ``--qm-shape ball`` (default): a ball of radius r with hydrogen link atoms on
+   its cut Si–Si bonds (couplers.blend), on a disc whose front is ``--front`` cells long (3 reduced, 6
+   full) so that the ball fits in the periodic box. ``--qm-shape cylinder``: a cylinder of radius r about
+   the front, periodic along it (``periodic_regions``: link atoms only on bonds cut in the x–y plane), on
+   a disc whose front is ``--cylinder-front`` cells long (2: 7.9 Å). README: a ball pins a periodic front;
+   a small cylinder's correction is set by the MLIP's energy of the capped region.
+5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP on the disc with a ``--front``-cell front, MLIP alone
+   and the hybrid whose region, a ball, follows the tip every step (couplers.crack_tip, 4-atom blocks,
+   product partitions): energy drift side by side.
 
 Writes output/ (or ``--out``): results.json, table.md, tip_vs_K.png, energy_release.png, snapshot.png,
 nve_energy.png.
 
     python examples/crack/run.py --reduced      # one disc, one QM radius, short NVE (< 15 min on 2 cores)
-    python examples/crack/run.py                # radii 20/30/40 Å, QM cylinders 3/4/5/5.5 Å, NVE on a 6-cell front
+    python examples/crack/run.py                # radii 20/30/40 Å, QM balls 3/4/5/5.5 Å on a 6-cell front
+    python examples/crack/run.py --reduced --qm-shape cylinder     # a 4 Å QM cylinder on a 2-cell front
 """
 from __future__ import annotations
 
@@ -73,6 +75,18 @@ def setup(props, radius, front):
     size = (int(np.ceil(2 * (radius + 3) / cell[0])), int(np.ceil(2 * (radius + 3) / cell[1])), int(front))
     slab, y_plane = silicon_crack_slab(size, a0, 5.0)
     return crack, crack_disc(slab, y_plane, crack, radius=radius, r_fix=6.0)
+
+
+def qm_ball(disc, positions, r_qm):
+    """Atoms within r_qm Å of the bond that breaks next in ``positions`` (its midpoint), and that point."""
+    centre = disc.tip_bond(positions)
+    lz = disc.reference.cell[2, 2]
+    d = positions - centre
+    d[:, 2] -= np.round(d[:, 2] / lz) * lz
+    atoms = np.flatnonzero(np.linalg.norm(d, axis=1) < r_qm)
+    if len(atoms) < 2:
+        raise ValueError(f"a QM ball of {r_qm} Å about {centre} holds {len(atoms)} atoms")
+    return atoms, centre
 
 
 def qm_cylinder(disc, positions, r_qm):
@@ -166,12 +180,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reduced", action="store_true", help="one disc, one QM radius, short NVE (< 15 min)")
     ap.add_argument("--radii", type=float, nargs="+", help="MLIP disc radii R, Å (default 20 30 40; reduced 20)")
-    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM cylinder radii, Å (default 3 4 5 5.5; reduced 3)")
+    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM region radii, Å (default 3 4 5 5.5; reduced 4)")
+    ap.add_argument("--qm-shape", choices=("ball", "cylinder"), default="ball",
+                    help="a QM ball about the tip, or a cylinder about the front, periodic along it")
     ap.add_argument("--hybrid-radius", type=float, default=20.0, help="disc radius of the hybrid ramps, Å")
     ap.add_argument("--cylinder-front", type=int, default=2,
-                    help="front length of the hybrid ramps' disc in 12-atom cells (3.97 Å each)")
-    ap.add_argument("--front", type=int, help="front length of the NVE disc in 12-atom cells (default 3, full "
-                    "setting 6): the tip-following ball (r + 1.5 Å buffer) must fit in half of it")
+                    help="front length (12-atom cells, 3.97 Å each) of the disc of the cylinder's ramps")
+    ap.add_argument("--front", type=int, help="front length of the ball's and the NVE disc in 12-atom cells "
+                    "(default 3, full setting 6): a ball (and the NVE's with its 1.5 Å buffer) must fit in half of it")
     ap.add_argument("--step", type=float, default=0.05, help="load step of the MLIP ramps / K_G (bisected twice)")
     ap.add_argument("--hybrid-step", type=float, default=0.1,
                     help="load step of the hybrid ramps / K_G (bisected once)")
@@ -185,7 +201,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(HERE / "output"))
     args = ap.parse_args(argv)
     radii = args.radii or ([20.0] if args.reduced else [20.0, 30.0, 40.0])
-    qm_radii = args.qm_radii or ([3.0] if args.reduced else [3.0, 4.0, 5.0, 5.5])
+    qm_radii = args.qm_radii or ([4.0] if args.reduced else [3.0, 4.0, 5.0, 5.5])
     nve_steps = args.nve_steps or (40 if args.reduced else 200)
     front = args.front or (3 if args.reduced else 6)
     out = Path(args.out)
@@ -203,7 +219,7 @@ def main(argv=None):
     props = mlip.metadata["properties"]
     mp = props["mlip"]
     results = {"model": str(args.model), "level_of_theory": mlip.metadata["level_of_theory"],
-               "properties": props, "mlip": {}, "hybrid": {}}
+               "properties": props, "mlip": {}, "hybrid": {}, "qm_shape": args.qm_shape}
     calc = HybridCalculator(mlip)
     step_rel = args.step
     for R in radii:
@@ -221,7 +237,9 @@ def main(argv=None):
               f"J/G {row['J'] and row['J']['J_over_G']} ({row['wall_s']:.0f} s)", flush=True)
         _save(results, out)
 
-    crack, disc = setup(mp, args.hybrid_radius, args.cylinder_front)
+    cylinder = args.qm_shape == "cylinder"
+    region = qm_cylinder if cylinder else qm_ball
+    crack, disc = setup(mp, args.hybrid_radius, args.cylinder_front if cylinder else front)
     k_g = crack.griffith_k(mp["gamma111_J_m2"] * J_M2)
     t0 = time.perf_counter()
     tr = lattice_trapping(disc, calc, k_g, step_rel * k_g, fmax=0.01)
@@ -231,8 +249,8 @@ def main(argv=None):
     _save(results, out)
     start = tr.start.positions
     for r_qm in qm_radii:
-        atoms_qm, centre = qm_cylinder(disc, start, r_qm)
-        pot = blended(mlip, qm_level(), FixedPartitioner(atoms_qm), open_shell="lowest", periodic_regions=True)
+        atoms_qm, centre = region(disc, start, r_qm)
+        pot = blended(mlip, qm_level(), FixedPartitioner(atoms_qm), open_shell="lowest", periodic_regions=cylinder)
         t0 = time.perf_counter()
         trh = lattice_trapping(disc, HybridCalculator(pot), k_g, args.hybrid_step * k_g, bisections=1,
                                start_positions=start, fmax=0.01)
@@ -245,16 +263,19 @@ def main(argv=None):
         print(f"hybrid r_qm={r_qm:g} Å ({len(atoms_qm)} QM atoms): K-/K_G {row['K_minus']}, "
               f"K+/K_G {row['K_plus']} ({row['wall_s']:.0f} s)", flush=True)
         _save(results, out)
-    snapshot = (disc, start, qm_cylinder(disc, start, qm_radii[-1])[0])
+    snapshot = (disc, start, region(disc, start, qm_radii[-1])[0], args.qm_shape)
 
-    _, disc_nve = setup(mp, args.hybrid_radius, front)
-    t0 = time.perf_counter()
-    tr_nve = lattice_trapping(disc_nve, calc, k_g, step_rel * k_g, fmax=0.01)
-    mlip_nve = trapping_row(tr_nve, k_g, time.perf_counter() - t0)
-    mlip_nve.update(atoms=len(disc_nve.reference))
+    disc_nve, tr_nve, mlip_nve = disc, tr, None
+    if cylinder:                                    # the NVE's tip-following ball needs the longer front
+        _, disc_nve = setup(mp, args.hybrid_radius, front)
+        t0 = time.perf_counter()
+        tr_nve = lattice_trapping(disc_nve, calc, k_g, step_rel * k_g, fmax=0.01)
+        mlip_nve = trapping_row(tr_nve, k_g, time.perf_counter() - t0)
+        mlip_nve.update(atoms=len(disc_nve.reference))
     results["nve"] = nve_pair(mlip, disc_nve, tr_nve, k_g, args.nve_qm_radius, nve_steps, dt_fs=args.nve_dt,
                               qm_temperature=args.nve_qm_temperature)
-    results["nve"]["mlip_ramp"] = mlip_nve
+    if mlip_nve:
+        results["nve"]["mlip_ramp"] = mlip_nve
     _save(results, out)
     write_table(results, out)
     plots(results, out, *snapshot)
@@ -304,7 +325,7 @@ def write_table(results, out: Path):
                   f"the fitted K = {j['K_fit_over_KG']:.3f} K_G: " + ", ".join(f"{x:.3f}" for x in j["J_over_G_fit"])
                   + ")")
         lines.append(f"| MLIP | {name} | {row['atoms']} | {_br(row['K_minus'])} | {_br(row['K_plus'])} | {jt} |")
-    lines += ["", "Hybrid disc (QM-cylinder radius table, periodic along the front); the level of the bonds that broke "
+    lines += ["", f"Hybrid disc (QM-{results.get('qm_shape', 'ball')} radius table); the level of the bonds that broke "
               "at K₊ / healed at K₋:", "",
               "| model | atoms (QM) | K₋/K_G | K₊/K_G | broke at K₊ | healed at K₋ | wall (min) |",
               "|---|---|---|---|---|---|---|"]
@@ -343,7 +364,7 @@ def _br(b):
     return f"{b[0]:.3f}–{b[1]:.3f}"
 
 
-def plots(results, out: Path, disc, positions, qm_atoms):
+def plots(results, out: Path, disc, positions, qm_atoms, shape="ball"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -384,7 +405,7 @@ def plots(results, out: Path, disc, positions, qm_atoms):
     level[disc.fixed] = 1
     level[qm_atoms] = 2
     for lv, colour, label in ((0, "0.6", "MLIP"), (1, "tab:blue", "MLIP, held on the K-field"),
-                              (2, "tab:red", "GFN1-xTB (cylinder along the front)")):
+                              (2, "tab:red", f"GFN1-xTB ({shape})")):
         m = level == lv
         ax.scatter(positions[m, 0], positions[m, 1], s=6, c=colour, label=label)
     ax.set_aspect("equal")
