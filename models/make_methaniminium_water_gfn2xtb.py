@@ -48,18 +48,6 @@ def _xtb():
     return XTBPotential("GFN2-xTB", accuracy=0.01)
 
 
-def _langevin(atoms, steps, rng, record_every=0):
-    from ase import units
-    from ase.md.langevin import Langevin
-    md = Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.02, rng=rng)
-    frames = []
-    for k in range(steps):
-        md.run(1)
-        if record_every and k % record_every == 0:
-            frames.append(atoms.positions.copy())
-    return frames
-
-
 def solvated(n_water: int, seed: int):
     """The chromophore (6 atoms, first) and ``n_water`` waters (O, H, H) in a shell about it, charge +1."""
     from hybrid.build import _rotated_water
@@ -84,6 +72,7 @@ def start_structure():
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
         from couplers.ase_calculator import HybridCalculator
+        from make_water_gfn2xtb import _langevin
         atoms = solvated(N_WATER, SEED).to_ase()
         atoms.calc = HybridCalculator(_xtb())
         rng = np.random.default_rng(SEED)
@@ -105,6 +94,7 @@ def configurations():
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     from couplers.ase_calculator import HybridCalculator
+    from make_water_gfn2xtb import _langevin
     start = start_structure()
     atoms = start.to_ase()
     atoms.calc = HybridCalculator(_xtb())

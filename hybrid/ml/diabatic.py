@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelFileError
+from ..errors import InputError
 from ..states import DiabaticModel
 
 FORMAT = "qmml-hybrid-diabatic"
@@ -117,16 +117,8 @@ class LearnedDiabatic(DiabaticModel):
     def load(cls, path) -> tuple["LearnedDiabatic", dict]:
         """(model, metadata) from a file written by :meth:`save`; a missing or foreign file is a
         :class:`~hybrid.errors.ModelFileError` naming it."""
-        import os
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ModelFileError(f"{path}: no such model file")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for foreign files
-            raise ModelFileError(f"{path}: not a readable diabatic model file ({type(exc).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ModelFileError(f"{path}: not a {FORMAT} file")
+        from .model import read_payload
+        payload = read_payload(path, FORMAT)
         net = DiabaticMLP(**payload["config"]).to(getattr(torch, payload["dtype"]))
         net.load_state_dict(payload["state_dict"])
         return cls(net, FEATURIZERS[payload["featurizer"]], eps=payload["eps"]), payload["metadata"]

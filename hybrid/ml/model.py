@@ -140,12 +140,9 @@ def save_model(model: AtomicMLP, path, **metadata) -> None:
             os.remove(tmp)
 
 
-def load_model(path, dtype: torch.dtype | None = None) -> tuple[AtomicMLP, dict]:
-    """(model, metadata) from a file written by :func:`save_model`.
-
-    Raises :class:`ModelFileError` naming the file if it is missing, not a
-    torch file, or a torch file of another kind.
-    """
+def read_payload(path, fmt: str) -> dict:
+    """The dict stored by torch.save in ``path`` (weights only), whose "format" is ``fmt``; a missing file,
+    a file torch cannot read, or one of another format is a :class:`ModelFileError` naming it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such model file")
@@ -154,9 +151,20 @@ def load_model(path, dtype: torch.dtype | None = None) -> tuple[AtomicMLP, dict]
     except Exception as exc:  # torch raises many types for foreign files
         raise ModelFileError(f"{path}: not a readable qmml-hybrid model file ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
         kind = repr(payload.get("format")) if isinstance(payload, dict) and payload.get("format") else "torch"
-        raise ModelFileError(f"{path}: a {kind} file of another kind, not a {FORMAT!r} model file")
+        raise ModelFileError(f"{path}: a {kind} file of another kind, not a {fmt!r} model file")
+    return payload
+
+
+def load_model(path, dtype: torch.dtype | None = None) -> tuple[AtomicMLP, dict]:
+    """(model, metadata) from a file written by :func:`save_model`.
+
+    Raises :class:`ModelFileError` naming the file if it is missing, not a
+    torch file, or a torch file of another kind.
+    """
+    path = os.fspath(path)
+    payload = read_payload(path, FORMAT)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {payload['format_version']} is newer than this "
                              f"qmml-hybrid reads ({FORMAT_VERSION})")
