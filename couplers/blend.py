@@ -178,8 +178,9 @@ class BlendedCorrection(Potential):
         return CappedRegion(system, atoms, self._bonds, charge, mult, positions, periodic=self.periodic_regions)
 
     def region_system(self, system: AtomicSystem, atoms) -> AtomicSystem:
-        """The isolated, capped cluster (with the region's charge and multiplicity) on which both levels
-        are evaluated for the region ``atoms`` of ``system``; for checks before a run (hybrid.md.preflight)."""
+        """The capped cluster (with the region's charge and multiplicity; periodic with ``periodic_regions``)
+        on which both levels are evaluated for the region ``atoms`` of ``system``; for checks before a run
+        (hybrid.md.preflight)."""
         self._setup(system)
         return self._capped(system, np.sort(np.asarray(atoms, int))).system
 
