@@ -58,7 +58,9 @@ def main(argv=None):
     wall = time.perf_counter() - t0
     lines = ["# FSSH on Tully's models: qmml-hybrid against mudslide " + ref.get("version", ""), "",
              f"{args.n} trajectories per momentum here, {ref['samples']} in the reference; z = |ΔP|/σ of the "
-             f"difference. Wall time {wall / 60:.1f} min on {args.workers} workers "
+             f"difference. Trajectories end outside ±10 bohr here; the reference's box (bohr): "
+             + ", ".join(f"{m} ±{b:g}" for m, b in ref.get("bound_bohr", {}).items())
+             + f". Wall time {wall / 60:.1f} min on {args.workers} workers "
              f"({len(res.computed)} of {len(tasks)} tasks computed in this run).", ""]
     fig, axes = _figure(len(args.models))
     worst = {}
