@@ -60,8 +60,9 @@ def main(argv=None):
              f"{args.n} trajectories per momentum here, {ref['samples']} in the reference; z = |ΔP|/σ of the "
              f"difference. Trajectories end outside ±10 bohr here; the reference's box (bohr): "
              + ", ".join(f"{m} ±{b:g}" for m, b in ref.get("bound_bohr", {}).items())
-             + f". Wall time {wall / 60:.1f} min on {args.workers} workers "
-             f"({len(res.computed)} of {len(tasks)} tasks computed in this run).", ""]
+             + (f". Wall time {wall / 60:.1f} min on {args.workers} workers ({len(res.computed)} of {len(tasks)} "
+                "tasks computed in this run)." if res.computed else
+                f". All {len(tasks)} tasks read from {args.out} (computed by an earlier run)."), ""]
     fig, axes = _figure(len(args.models))
     worst = {}
     for ax, m in zip(axes, args.models):
