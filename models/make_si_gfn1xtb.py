@@ -25,12 +25,16 @@ Pipeline (hybrid.labelling on a local Dask cluster, hybrid.ml.training, hybrid.m
    the tip of a 300 K crack loaded above K_G (a capped 8 Å ball about the tip, its inner 5.5 Å free; 120
    steps of 1 fs); every 10th step is checked and uncertain ones are labelled as capped clusters about the
    uncertain atoms (labels/si_gfn1xtb_active.extxyz).
-4. The final model is trained from fresh weights on every label but a held-out tenth (which includes
-   crack-tip labels from step 3), and saved with its held-out errors, and the lattice constant, C11,
+4. Capped QM regions of the crack example, cylinders along the front and balls, with the tip bonds
+   stretched by up to 1.6 Å (labels/si_tip_regions.extxyz -> labels/si_gfn1xtb_tip_regions.extxyz): the
+   blend subtracts the MLIP's energy of exactly these (:func:`tip_region_configurations`).
+5. The final model is trained from fresh weights on every label but a held-out tenth (which includes
+   crack-tip labels from steps 3 and 4), and saved with its held-out errors, and the lattice constant, C11,
    C12, C44 and γ(111) of the model and of the label level side by side -> si_gfn1xtb.pt,
    si_gfn1xtb.json.
 
-    python models/make_si_gfn1xtb.py            (about 1 h on 2 cores; rerun resumes)
+    python models/make_si_gfn1xtb.py            (about 1 h on 2 cores; a rerun reads finished stages' files)
+    python models/make_si_gfn1xtb.py final      (stages 4 and 5 only, on the stored labels of 1-3)
 """
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ CONFIGS = HERE / "labels" / "si_configs.extxyz"
 LABELS = HERE / "labels" / "si_gfn1xtb.extxyz"
 ACTIVE = HERE / "labels" / "si_gfn1xtb_active.extxyz"
 ACTIVE_LOG = HERE / "labels" / "si_gfn1xtb_active.jsonl"
+TIP_CONFIGS = HERE / "labels" / "si_tip_regions.extxyz"
+TIP_LABELS = HERE / "labels" / "si_gfn1xtb_tip_regions.extxyz"
 LABEL_PROPERTIES = HERE / "labels" / "si_gfn1xtb_properties.json"
 METHOD = "GFN1-xTB"
 T_ELECTRONIC = 3000.0
@@ -159,6 +165,76 @@ def configurations():
     return [AtomicSystem.from_ase(a) for a in out]
 
 
+def tip_region_configurations(n=160, seed=SEED + 7):
+    """Stage 4: the capped regions the crack example's blend evaluates, with the tip bonds stretched: read from
+    TIP_CONFIGS, or made and written there once.
+
+    The blend subtracts the MLIP's energy of the same capped region that GFN1-xTB sees. Without these, the MLIP
+    of stages 1–3 gave a capped 3 Å cylinder an energy that *fell* by 1.5 eV as its two tip bonds were
+    stretched by 0.6 Å (examples/crack/README.md), so the correction was the MLIP's error. Each configuration:
+    a 2-cell-front disc of the label level's crack (periodic along the front), its field centre shifted by up
+    to ±2.5 Å along x, loaded at 0.6–1.8 K_G; the row of crack-plane bonds that breaks next (or, one time in
+    four, the row after it) stretched along y by 0–1.6 Å, all of its bonds or one; rattled 0.01–0.06 Å; then
+    cut as a QM region about that row: two times in three a cylinder along the front (periodic, capped in the
+    x–y plane only, as ``--qm-shape cylinder``), otherwise a ball (an isolated capped cluster, as the tip-
+    following NVE region), of radius 3–6.5 Å. Odd electron counts are doublets."""
+    from ase.io import read, write
+
+    from continuum.crack_ramp import crack_disc
+    from couplers.blend import BlendedCorrection
+    from couplers.partition import FixedPartitioner
+    from hybrid.system import AtomicSystem
+    if TIP_CONFIGS.exists():
+        return [AtomicSystem.from_ase(a) for a in read(TIP_CONFIGS, ":")]
+    from continuum.crack_slab import GPA, silicon_crack, silicon_crack_slab
+    rng = np.random.default_rng(seed)
+    crack = silicon_crack(*(c * GPA for c in LABEL_CIJ_GPA))
+    k_g = _k_g(crack, LABEL_GAMMA)
+    edge = np.array([np.sqrt(6) / 2, np.sqrt(3)]) * LABEL_A0          # 12-atom cell edges in x, y
+    radius = 14.0
+    slabs = {front: silicon_crack_slab((*np.ceil(2 * (radius + 6) / edge).astype(int), front), LABEL_A0, 5.0)
+             for front in (2, 6)}          # a cylinder spans a 2-cell front; a ball sits in a 6-cell one
+    out = []
+    while len(out) < n:
+        cylinder = rng.random() < 2 / 3
+        slab, y_plane = slabs[2 if cylinder else 6]
+        x_mid = 0.5 * (slab.positions[:, 0].min() + slab.positions[:, 0].max())
+        disc = crack_disc(slab, y_plane, crack, radius=radius, r_fix=3.0,
+                          tip=(x_mid + rng.uniform(-2.5, 2.5), y_plane))
+        pos = disc.loaded(k_g * rng.uniform(0.6, 1.8))
+        broken, mid = disc._broken(pos)
+        ahead = np.flatnonzero(~broken & (mid[:, 0] > disc.tip_bond(pos)[0] - 0.5))
+        rows = ahead[np.argsort(mid[ahead, 0])]
+        x_row = mid[rows[0], 0]
+        if rng.random() < 0.25:                                        # the row after the next one
+            x_row = mid[rows[mid[rows, 0] > x_row + 1.0][0], 0]
+        row = rows[np.abs(mid[rows, 0] - x_row) < 1.0]
+        if cylinder and rng.random() < 0.5:
+            row = row[[int(rng.integers(len(row)))]]
+        elif not cylinder:                      # the ball's row: the bond nearest the front's middle
+            row = row[[int(np.argmin(np.abs(mid[row, 2] - mid[row, 2].mean())))]]
+        d = rng.uniform(0.0, 1.6) if rng.random() > 0.15 else 0.0
+        pos[disc.bonds[row, 0], 1] -= d / 2
+        pos[disc.bonds[row, 1], 1] += d / 2
+        pos += rng.normal(0.0, rng.uniform(0.01, 0.06), pos.shape)
+        system = AtomicSystem.from_ase(disc.reference).with_positions(pos)
+        centre = mid[row].mean(axis=0)
+        r = rng.uniform(3.0, 6.5)
+        if cylinder:
+            dist = np.linalg.norm(pos[:, :2] - centre[:2], axis=1)
+        else:
+            delta = pos - centre
+            delta[:, 2] -= np.round(delta[:, 2] / disc.reference.cell[2, 2]) * disc.reference.cell[2, 2]
+            dist = np.linalg.norm(delta, axis=1)
+        atoms = np.flatnonzero(dist < r)
+        corr = BlendedCorrection(reference(), reference(), FixedPartitioner(atoms), periodic_regions=cylinder,
+                                 open_shell="lowest")
+        out.append(corr.region_system(system, atoms).to_ase())
+    TIP_CONFIGS.parent.mkdir(exist_ok=True)
+    write(TIP_CONFIGS, out)
+    return [AtomicSystem.from_ase(a) for a in out]
+
+
 def active_crack_run(committee, frames, steps=120, K_over_KG=1.15, radius=8.0, free=5.5):
     """Stage 3: the committee as an ActiveLearner on the tip of a 300 K crack loaded above the label level's
     K_G: the hydrogen-capped ball of ``radius`` Å about the tip of a K-field-loaded slab, its atoms beyond
@@ -227,6 +303,8 @@ def label_level_properties():
 
 
 def main(stage="all"):
+    if stage not in ("all", "active", "final"):
+        raise SystemExit(f"make_si_gfn1xtb: unknown stage {stage!r} (all, active, final)")
     import torch
 
     from couplers.ase_calculator import HybridCalculator
@@ -240,14 +318,16 @@ def main(stage="all"):
     label([configs[k] for k in ids], partial(reference), LABELS, ids=ids, level_of_theory=LEVEL)
     frames = load_labels(LABELS)
     done_marker = ACTIVE.with_suffix(".done")
-    if not done_marker.exists() or stage == "active":     # a stopped stage resumes with its labels loaded
+    if stage == "active" or (stage == "all" and not done_marker.exists()):   # resumes with its labels loaded
         torch.manual_seed(SEED)
         committee, _ = train_committee(AtomicMLP((1, 14), **MODEL_KW), frames, n_members=2, seed=SEED,
                                        epochs=150, lr=5e-3, batch_size=8, w_forces=10.0, patience=30)
         learner = active_crack_run(committee, frames)
         done_marker.write_text(json.dumps(learner.summary()))
     active = load_labels(ACTIVE) if ACTIVE.exists() else []
-    everything = frames + active
+    label(tip_region_configurations(), partial(reference), TIP_LABELS, level_of_theory=LEVEL)
+    tip = load_labels(TIP_LABELS)
+    everything = frames + active + tip
     test_idx, rest_idx = held_out_split(len(everything), 0.1, SEED)
     test = [everything[k] for k in test_idx]
     trainval = [everything[k] for k in rest_idx]
@@ -256,11 +336,15 @@ def main(stage="all"):
     report = train(model, trainval, epochs=400, lr=5e-3, batch_size=8, w_forces=10.0, patience=50,
                    seed=SEED, progress=True)
     test_err = errors(model, test)
-    n_active_test = int(sum(k >= len(frames) for k in test_idx))
+    n_active_test = int(sum(len(frames) <= k < len(frames) + len(active) for k in test_idx))
+    tip_test = [everything[k] for k in test_idx if k >= len(frames) + len(active)]
     meta = {"level_of_theory": LEVEL, "n_frames": len(trainval), "n_test": len(test),
             "n_active_labels": len(active), "n_active_test": n_active_test,
-            "data": ["labels/si_gfn1xtb.extxyz", "labels/si_gfn1xtb_active.extxyz"],
-            "test_errors": test_err, "training_script": "models/make_si_gfn1xtb.py"}
+            "n_tip_region_labels": len(tip), "n_tip_region_test": len(tip_test),
+            "data": ["labels/si_gfn1xtb.extxyz", "labels/si_gfn1xtb_active.extxyz",
+                     "labels/si_gfn1xtb_tip_regions.extxyz"],
+            "test_errors": test_err, "tip_region_test_errors": errors(model, tip_test) if tip_test else None,
+            "training_script": "models/make_si_gfn1xtb.py"}
     save_model(model, MODEL, **meta)
     mlp = HybridCalculator(MLPotential(model))
     props = {"mlip": properties(mlp, LABEL_A0), "label_level": label_level_properties()}
