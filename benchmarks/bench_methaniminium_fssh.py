@@ -2,7 +2,7 @@
 direct SA-CASSCF over a short window, and the same chromophore excited inside an MLIP water cluster.
 
 Models (made by the scripts in models/): ``methaniminium_sacasscf.pt``, a diabatic network fitted to
-SA2-CASSCF(2,2)/6-31G energies, forces and couplings, with the RHF/6-31G normal modes it was sampled
+S0 and S1 of SA3-CASSCF(2,2)/6-31G (energies, forces and couplings), with the RHF/6-31G normal modes it was sampled
 from (``labels/methaniminium_modes.npz``); ``methaniminium_water_gfn2xtb.pt``, the ground-state MLIP of
 the chromophore in water, and its start structure.
 

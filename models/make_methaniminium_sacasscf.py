@@ -1,11 +1,16 @@
 """Make the shipped two-state model of methaniminium (CH₂NH₂⁺): a diabatic network on SA-CASSCF labels.
 
-Level: SA2-CASSCF(2,2)/6-31G (PySCF, hybrid.qm.casscf_states): S0 and the ππ* state, equal weights. Why:
-PySCF gives SA-CASSCF energies, per-state analytic gradients and S0–S1 nonadiabatic couplings
-(pyscf.nac.sacasscf); linear-response TDDFT/TDA has no S0–S1 coupling of the right topology where the
-two surfaces meet, which is where the dynamics goes (the twisted C=N). The (2,2) space keeps ππ* as S1
-(in larger spaces methaniminium's S1 is σπ*, Barbatti et al. 2006), and 6-31G keeps one geometry (two
-gradients, one coupling) at a few seconds on one core.
+Level: SA3-CASSCF(2,2)/6-31G (PySCF, hybrid.qm.casscf_states), equal weights over three states, of which
+S0 and S1 (ππ*) are labelled and modelled. Why: PySCF gives SA-CASSCF energies, per-state analytic
+gradients and S0–S1 nonadiabatic couplings (pyscf.nac.sacasscf); linear-response TDDFT/TDA has no S0–S1
+coupling of the right topology where the two surfaces meet, which is where the dynamics goes (the twisted
+C=N). 6-31G keeps one geometry at seconds on one core. Why three states in the average: with two, the
+active orbitals change character along the twist (``--scan``, labels/methaniminium_twist_scan.json): SA2's
+S0 rises 0.13 eV by 6° and 0.57 eV by 10°, then only 0.16 eV more by 20°, and S1 drops 1.2 eV between 6°
+and 10°; SA2-CASSCF(4,3) jumps between 0° and 3° (S1 10.51 → 9.16 eV). A diabatic 2-state network cannot
+follow such seams: fitted to 300 SA2 labels it reached a held-out S1 RMSE of 0.50 eV and 0.70 eV on its
+own training set. SA3-CASSCF(2,2) is smooth over 0–90° (S0 0.010, 0.038, 0.102 eV at 3°, 6°, 10°: the
+sin²τ of a π bond); SA3-CASSCF(6,4) did not converge at 45° from a cold start.
 
 Steps:
 
@@ -17,13 +22,14 @@ Steps:
    intersection).
 3. Labels: SA-CASSCF energies, forces and couplings, in tasks of ``CHUNK`` geometries on the Dask cluster
    (hybrid.tasks; each task stored as it finishes, a rerun resumes), collected into
-   labels/methaniminium_sacasscf.npz.
+   labels/methaniminium_sa3casscf.npz.
 4. A :class:`hybrid.ml.diabatic.DiabaticMLP` on the 15 inverse distances, fitted to energies, forces and
    sign-free couplings of all but a held-out tenth; the held-out errors (energy RMSE per state, gap RMSE,
    force RMSE, coupling error up to sign) are stored with it → methaniminium_sacasscf.pt, .json
    (``LearnedDiabatic.load``; energies relative to the file's ``energy_zero_eV``).
 
     python models/make_methaniminium_sacasscf.py [--workers 2]
+    python models/make_methaniminium_sacasscf.py --scan       (the twist scan of three levels, ~5 min)
 """
 from __future__ import annotations
 
@@ -38,24 +44,44 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 CONFIGS = HERE / "labels" / "methaniminium_configs.extxyz"
-LABELS = HERE / "labels" / "methaniminium_sacasscf.npz"
+LABELS = HERE / "labels" / "methaniminium_sa3casscf.npz"
+SCAN = HERE / "labels" / "methaniminium_twist_scan.json"
 MODES = HERE / "labels" / "methaniminium_modes.npz"
-TASKS = HERE / "labels" / "methaniminium_sacasscf_tasks"
+TASKS = HERE / "labels" / "methaniminium_sa3casscf_tasks"
 MODEL = HERE / "methaniminium_sacasscf.pt"
 REPORT = HERE / "methaniminium_sacasscf.json"
 NUMBERS = [6, 7, 1, 1, 1, 1]                   # C, N, H on C, H on C, H on N, H on N
 START = [[0.0, 0.0, 0.0], [1.28, 0.0, 0.0], [-0.55, 0.94, 0.0], [-0.55, -0.94, 0.0],
          [1.83, 0.87, 0.0], [1.83, -0.87, 0.0]]
-BASIS, N_ORB, N_ELEC, N_STATES = "6-31g", 2, 2, 2
+BASIS, N_ORB, N_ELEC, N_STATES, N_AVERAGE = "6-31g", 2, 2, 2, 3
 N_FC, N_TWIST, CHUNK = 120, 180, 10
 SEED = 0
 NET = dict(hidden=(64, 64))
 FIT = dict(epochs=4000, lr=3e-3, w_forces=1.0, w_couplings=1.0)
 
 
-def level():
+def level(n_average=N_AVERAGE, n_orbitals=N_ORB, n_electrons=N_ELEC):
     from hybrid.qm.casscf_states import SACASSCFStates
-    return SACASSCFStates(NUMBERS, BASIS, N_ORB, N_ELEC, N_STATES, charge=1)
+    return SACASSCFStates(NUMBERS, BASIS, n_orbitals, n_electrons, N_STATES, n_average=n_average, charge=1)
+
+
+def twist_scan(degrees=(0, 3, 6, 10, 15, 20, 30, 45, 60, 75, 90)):
+    """S0, S1 (eV, relative to S0 at 0°) and |d01| (1/Å) of the RHF minimum with the NH₂ group twisted, for
+    SA2- and SA3-CASSCF(2,2) and SA2-CASSCF(4,3) -> SCAN. Each scan is warm-started along the twist."""
+    with np.load(MODES) as f:
+        x0 = f["positions"]
+    out = {"degrees": list(degrees)}
+    for n_average, n_orb, n_el in ((2, 2, 2), (3, 2, 2), (2, 3, 4)):
+        lev = level(n_average, n_orb, n_el)
+        t0 = time.perf_counter()
+        r = [lev.states(twist(x0, np.radians(t), 0.0)[None]) for t in degrees]
+        e = np.array([q.energies[0] for q in r])
+        out[lev.name] = {"S0_eV": (e[:, 0] - e[0, 0]).tolist(), "S1_eV": (e[:, 1] - e[0, 0]).tolist(),
+                         "d01_norm_per_A": [float(np.linalg.norm(q.couplings[0, 0, 1])) for q in r],
+                         "s_per_geometry": (time.perf_counter() - t0) / len(degrees)}
+        print(lev.name, json.dumps(out[lev.name]), flush=True)
+    SCAN.write_text(json.dumps(out, indent=1))
+    return out
 
 
 def minimum_and_modes():
@@ -158,8 +184,11 @@ def main(argv=None):
     from hybrid.ml.diabatic import DiabaticMLP, LearnedDiabatic, fit_adiabatic, inverse_distances
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scan", action="store_true", help="only the twist scan of the levels (the choice of SA3)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.scan:
+        return twist_scan()
     s0, modes = minimum_and_modes()
     _save_npz(MODES, {k: getattr(modes, k) for k in ("positions", "masses", "omega", "vectors")})
     pos = configurations(modes)
@@ -181,7 +210,7 @@ def main(argv=None):
     gap = (r.energies[:, 1] - r.energies[:, 0]) - (E[held, 1] - E[held, 0])
     cerr = coupling_error(r.couplings, lab["couplings"][held])
     report = {
-        "level_of_theory": f"SA{N_STATES}-CASSCF({N_ELEC},{N_ORB})/{BASIS} (PySCF)", "energy_zero_eV": e0,
+        "level_of_theory": f"{level().name} (PySCF)", "energy_zero_eV": e0,
         "configurations": {"franck_condon": N_FC, "twisted": N_TWIST, "held_out": int(held.sum())},
         "label_s_per_geometry": float(lab["wall_s_per_geometry"]),
         "fit": {**FIT, **NET, "wall_s": wall, "final_loss": float(loss[-1])},

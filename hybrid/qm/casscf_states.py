@@ -1,7 +1,11 @@
 """State-averaged CASSCF (PySCF) as a multi-state model: energies, per-state forces and couplings.
 
-SA-CASSCF(n_electrons, n_orbitals) over the S lowest states of the molecule's spin, with equal weights,
-for a batch of geometries (positions (T, N, 3) Å) → :class:`hybrid.states.StatesResult`:
+SA-CASSCF(n_electrons, n_orbitals) averaged over the ``n_average`` lowest states of the molecule's spin
+(default S) with equal weights, of which the S lowest are returned, for a batch of geometries (positions
+(T, N, 3) Å) → :class:`hybrid.states.StatesResult`. Averaging over a state more than the dynamics needs
+keeps the active orbitals from switching character where a third state comes close (methaniminium's S1
+in SA2-CASSCF(2,2) turns from ππ* to another state between 6° and 20° of twist; in SA3 it stays smooth,
+models/make_methaniminium_sacasscf.py):
 
     E_k   mc.e_states (Hartree → eV)
     F_k   −∇E_k, PySCF's analytic SA-CASSCF gradient of state k (Hartree/bohr → eV/Å)
@@ -27,19 +31,26 @@ from ..states import StatesResult
 
 class SACASSCFStates:
     """numbers: (N,) atomic numbers; basis: PySCF basis name; n_orbitals, n_electrons: the active space;
-    n_states: S; charge, spin (2S_z): of the molecule; conv_tol: CASSCF energy tolerance (Hartree);
-    conv_tol_grad: its orbital-gradient tolerance."""
+    n_states: S, the states returned; n_average: the states averaged over (≥ S, default S); charge, spin
+    (2S_z): of the molecule; conv_tol: CASSCF energy tolerance (Hartree); conv_tol_grad: its orbital-gradient
+    tolerance."""
 
     def __init__(self, numbers, basis: str, n_orbitals: int, n_electrons: int, n_states: int, *,
-                 charge: int = 0, spin: int = 0, conv_tol: float = 1e-10, conv_tol_grad: float = 1e-6):
+                 n_average: int | None = None, charge: int = 0, spin: int = 0, conv_tol: float = 1e-10,
+                 conv_tol_grad: float = 1e-6):
         self.numbers = [int(z) for z in numbers]
         if n_states < 2:
             raise InputError(f"SACASSCFStates: n_states must be >= 2, got {n_states}")
+        n_average = n_states if n_average is None else int(n_average)
+        if n_average < n_states:
+            raise InputError(f"SACASSCFStates: n_average ({n_average}) must be >= n_states ({n_states})")
         self.basis, self.n_orbitals, self.n_electrons = basis, int(n_orbitals), int(n_electrons)
         self.n_states, self.charge, self.spin, self.conv_tol = int(n_states), int(charge), int(spin), conv_tol
+        self.n_average = n_average
         self.conv_tol_grad = conv_tol_grad
         self._guess = {}                       # batch index → (mo_coeff, ci, mol)
-        self.name = f"SA{n_states}-CASSCF({n_electrons},{n_orbitals})/{basis}"
+        self.name = (f"SA{n_average}-CASSCF({n_electrons},{n_orbitals})/{basis}"
+                     + (f", lowest {n_states} states" if n_average > n_states else ""))
 
     def _one(self, t: int, positions: np.ndarray):
         from pyscf import gto, mcscf, scf
@@ -49,8 +60,8 @@ class SACASSCFStates:
         mf = scf.RHF(mol) if self.spin == 0 else scf.ROHF(mol)
         mf.conv_tol = 1e-12
         mf.kernel()
-        mc = mcscf.CASSCF(mf, self.n_orbitals, self.n_electrons).state_average_([1.0 / self.n_states]
-                                                                                 * self.n_states)
+        mc = mcscf.CASSCF(mf, self.n_orbitals, self.n_electrons).state_average_([1.0 / self.n_average]
+                                                                                 * self.n_average)
         # states of the molecule's own spin only: without this the CI solver also returns M_s = 0
         # components of higher multiplets, which do not couple to the others
         s_ = 0.5 * self.spin
@@ -70,7 +81,7 @@ class SACASSCFStates:
             raise SCFConvergenceError(f"{self.name}: CASSCF did not converge; geometry (Å): {geom}")
         self._guess[t] = (mc.mo_coeff, mc.ci, mol)
         S = self.n_states
-        energies = np.asarray(mc.e_states) * units.HARTREE
+        energies = np.asarray(mc.e_states)[:S] * units.HARTREE
         grad = mc.nuc_grad_method()
         forces = np.stack([-np.asarray(grad.kernel(state=k)) for k in range(S)]) * units.HARTREE / units.BOHR
         nac = NonAdiabaticCouplings(mc)

@@ -9,8 +9,11 @@ from hybrid.qm.casscf_states import SACASSCFStates
 LIH = np.array([[0.0, 0.0, 0.0], [0.0, 0.25, 1.65]])
 
 
-def test_state_forces_match_finite_differences_of_state_energies():
-    model = SACASSCFStates([3, 1], "6-31g", 2, 2, 2)
+@pytest.mark.parametrize("n_average", [2, 3])
+def test_state_forces_match_finite_differences_of_state_energies(n_average):
+    """Also with the orbitals averaged over three states and two returned: the gradients must be of that
+    state average (SA3 and SA2 energies of LiH differ by more than the tolerance, checked below)."""
+    model = SACASSCFStates([3, 1], "6-31g", 2, 2, 2, n_average=n_average)
     r = model.states(LIH[None])
     assert r.energies.shape == (1, 2) and r.forces.shape == (1, 2, 2, 3)
     assert r.energies[0, 1] - r.energies[0, 0] > 0.5            # eV: two distinct states
@@ -34,3 +37,15 @@ def test_state_forces_match_finite_differences_of_state_energies():
 def test_bad_positions_are_refused():
     with pytest.raises(InputError, match=r"positions must be \(T, 2, 3\)"):
         SACASSCFStates([3, 1], "6-31g", 2, 2, 2).states(np.zeros((1, 3, 3)))
+
+
+def test_averaging_over_more_states_changes_the_states_returned():
+    sa2 = SACASSCFStates([3, 1], "6-31g", 2, 2, 2).states(LIH[None])
+    sa3 = SACASSCFStates([3, 1], "6-31g", 2, 2, 2, n_average=3)
+    r = sa3.states(LIH[None])
+    assert r.energies.shape == (1, 2) and r.couplings.shape == (1, 2, 2, 2, 3)
+    assert "SA3" in sa3.name and "lowest 2" in sa3.name
+    # different orbitals: the states move by far more than the 1e-10 Hartree convergence
+    assert np.abs(r.energies - sa2.energies).max() > 1e-3
+    with pytest.raises(InputError, match="n_average"):
+        SACASSCFStates([3, 1], "6-31g", 2, 2, 3, n_average=2)
