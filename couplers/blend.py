@@ -74,6 +74,10 @@ class BlendedCorrection(Potential):
 
     bonds : (B, 2) covalent bonds for link atoms (default: covalent radii, metals excluded,
         kept for the run: :class:`couplers.partition.Topology`).
+    molecules : the system's units for charges (list of index arrays; default: the bonded fragments of
+        the first geometry, and a bond formed later between two of them is refused). Give them where
+        bonds break and form, e.g. ``[np.arange(N)]`` for a cracking solid: the bonds are then found
+        once, from the first geometry, and kept.
     charges : per-atom formal charges (N,), {atom: charge}, or callable(atoms) -> charge or
         (charge, multiplicity) (default: recognised monatomic ions, every other molecule
         neutral if that accounts for the system's charge; see :mod:`couplers.charges`).
@@ -93,7 +97,7 @@ class BlendedCorrection(Potential):
     """
 
     def __init__(self, high: Potential, low: Potential, partitioner, scheme: str = "product",
-                 max_buffer: int = 6, workers: int = 1, bonds=None,
+                 max_buffer: int = 6, workers: int = 1, bonds=None, molecules=None,
                  charges=None, name: str | None = None, max_instances: int = 256,
                  order: int = 2, core=None, embedding=None, open_shell: str = "error",
                  periodic_regions: bool = False):
@@ -114,7 +118,7 @@ class BlendedCorrection(Potential):
         self.high, self.low, self.partitioner = high, low, partitioner
         self.scheme, self.max_buffer = scheme, int(max_buffer)
         self.workers = int(workers)
-        self.topology = Topology(bonds=bonds)
+        self.topology = Topology(bonds=bonds, molecules=molecules)
         self.charges = charges
         if open_shell not in ("error", "lowest"):
             raise InputError(f"open_shell must be 'error' or 'lowest', got {open_shell!r}")

@@ -142,6 +142,16 @@ def test_a_different_system_with_the_same_atom_count():
     pos[[2, 5]] = pos[[5, 2]]
     with pytest.raises(InputError, match="bonded now but belong to different molecules"):
         pot.compute(waters.with_positions(pos))
+    # a fixed region, so that only the blend's own topology is in play: refused without given molecules,
+    # accepted with them (a reacting system: one unit, the first geometry's bonds kept)
+    fixed = low + BlendedCorrection(high, low, FixedPartitioner([0, 1, 2]))
+    fixed.compute(waters)
+    with pytest.raises(InputError, match="bonded now but belong to different molecules"):
+        fixed.compute(waters.with_positions(pos))
+    given = low + BlendedCorrection(high, low, FixedPartitioner([0, 1, 2]), molecules=[range(6)])
+    given.compute(waters)
+    r = given.compute(waters.with_positions(pos))
+    assert np.isfinite(r.energy) and r.forces.shape == (6, 3)
 
 
 def test_virial_is_the_strain_derivative_with_switching_terms():
