@@ -34,7 +34,7 @@ Pipeline (hybrid.labelling on a local Dask cluster, hybrid.ml.training, hybrid.m
    si_gfn1xtb.json.
 
     python models/make_si_gfn1xtb.py            (about 1 h on 2 cores; a rerun reads finished stages' files)
-    python models/make_si_gfn1xtb.py final      (stages 4 and 5 only, on the stored labels of 1-3)
+    python models/make_si_gfn1xtb.py active     (stage 3 again, adding to its labels, then 4 and 5)
 """
 from __future__ import annotations
 
@@ -303,8 +303,8 @@ def label_level_properties():
 
 
 def main(stage="all"):
-    if stage not in ("all", "active", "final"):
-        raise SystemExit(f"make_si_gfn1xtb: unknown stage {stage!r} (all, active, final)")
+    if stage not in ("all", "active"):
+        raise SystemExit(f"make_si_gfn1xtb: unknown stage {stage!r} (all, active)")
     import torch
 
     from couplers.ase_calculator import HybridCalculator
@@ -318,7 +318,9 @@ def main(stage="all"):
     label([configs[k] for k in ids], partial(reference), LABELS, ids=ids, level_of_theory=LEVEL)
     frames = load_labels(LABELS)
     done_marker = ACTIVE.with_suffix(".done")
-    if stage == "active" or (stage == "all" and not done_marker.exists()):   # resumes with its labels loaded
+    # stage 3 is done once it has written labels: the shipped ones come from a run that stopped at step 60 of
+    # 120 (an error since fixed) and never wrote the marker
+    if stage == "active" or not (done_marker.exists() or ACTIVE.exists()):
         torch.manual_seed(SEED)
         committee, _ = train_committee(AtomicMLP((1, 14), **MODEL_KW), frames, n_members=2, seed=SEED,
                                        epochs=150, lr=5e-3, batch_size=8, w_forces=10.0, patience=30)
