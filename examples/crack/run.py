@@ -13,22 +13,20 @@ Steps (every number from the potentials themselves, nothing assumed):
    G(K) of the applied field and G of the K fitted to the relaxed displacements.
 4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a region about the bond that breaks next in
    the crack relaxed at K_G, kept through the ramps (a trapped tip does not move); K₋ and K₊ for each
-   radius r in ``--qm-radii``. ``--qm-shape ball`` (default): a ball of radius r with hydrogen link atoms on
-   its cut Si–Si bonds (couplers.blend), on a disc whose front is ``--front`` cells long (3 reduced, 6
-   full) so that the ball fits in the periodic box. ``--qm-shape cylinder``: a cylinder of radius r about
-   the front, periodic along it (``periodic_regions``: link atoms only on bonds cut in the x–y plane), on
-   a disc whose front is ``--cylinder-front`` cells long (2: 7.9 Å). README: a ball pins a periodic front;
-   a small cylinder's correction is set by the MLIP's energy of the capped region.
-5. NVE: 100 K velocity Verlet at 1.05 K₊ of the MLIP on the disc with a ``--front``-cell front, MLIP alone
-   and the hybrid whose region, a ball, follows the tip every step (couplers.crack_tip, 4-atom blocks,
-   product partitions): energy drift side by side.
+   radius r in ``--qm-radii``. ``--qm-shape cylinder`` (default): a cylinder of radius r about the front,
+   periodic along it (``periodic_regions``: hydrogen link atoms only on Si–Si bonds cut in the x–y plane),
+   on a disc whose front is ``--cylinder-front`` cells long (2: 7.9 Å). ``--qm-shape ball``: a ball of
+   radius r with link atoms on all its cut bonds, on a disc whose front is ``--front`` cells long (3
+   reduced, 6 full) so that the ball fits in the periodic box; a ball pins a periodic front (README).
+5. NVE: 100 K velocity Verlet on the disc with a ``--front``-cell front at 1.05 × the smaller of the MLIP's
+   K₊ there and the largest QM region's K₊, MLIP alone and the hybrid whose region, a ball, follows the tip
+   every step (couplers.crack_tip, 4-atom blocks, product partitions): energy drift side by side.
 
 Writes output/ (or ``--out``): results.json, table.md, tip_vs_K.png, energy_release.png, snapshot.png,
 nve_energy.png.
 
-    python examples/crack/run.py --reduced      # one disc, one QM radius, short NVE (< 15 min on 2 cores)
-    python examples/crack/run.py                # radii 20/30/40 Å, QM balls 3/4/5/5.5 Å on a 6-cell front
-    python examples/crack/run.py --reduced --qm-shape cylinder     # a 4 Å QM cylinder on a 2-cell front
+    python examples/crack/run.py --reduced      # one disc, a 3 Å QM cylinder, short NVE (< 15 min on 2 cores)
+    python examples/crack/run.py                # radii 20/30/40 Å, QM cylinders 3/4/5/6 Å on a 2-cell front
 """
 from __future__ import annotations
 
@@ -180,8 +178,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reduced", action="store_true", help="one disc, one QM radius, short NVE (< 15 min)")
     ap.add_argument("--radii", type=float, nargs="+", help="MLIP disc radii R, Å (default 20 30 40; reduced 20)")
-    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM region radii, Å (default 3 4 5 5.5; reduced 4)")
-    ap.add_argument("--qm-shape", choices=("ball", "cylinder"), default="ball",
+    ap.add_argument("--qm-radii", type=float, nargs="+", help="QM region radii, Å (default 3 4 5 6; reduced 3)")
+    ap.add_argument("--qm-shape", choices=("ball", "cylinder"), default="cylinder",
                     help="a QM ball about the tip, or a cylinder about the front, periodic along it")
     ap.add_argument("--hybrid-radius", type=float, default=20.0, help="disc radius of the hybrid ramps, Å")
     ap.add_argument("--cylinder-front", type=int, default=2,
@@ -197,11 +195,13 @@ def main(argv=None):
     ap.add_argument("--nve-qm-temperature", type=float, default=4000.0,
                     help="electronic temperature (K) of the tip-following hybrid's GFN1-xTB in NVE: clusters cut "
                          "through the opening faces have no SCC solution at the label level's 3000 K (README)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows already in --out's results.json (same model and settings) and compute the rest")
     ap.add_argument("--model", default=str(MODEL))
     ap.add_argument("--out", default=str(HERE / "output"))
     args = ap.parse_args(argv)
     radii = args.radii or ([20.0] if args.reduced else [20.0, 30.0, 40.0])
-    qm_radii = args.qm_radii or ([4.0] if args.reduced else [3.0, 4.0, 5.0, 5.5])
+    qm_radii = args.qm_radii or ([3.0] if args.reduced else [3.0, 4.0, 5.0, 6.0])
     nve_steps = args.nve_steps or (40 if args.reduced else 200)
     front = args.front or (3 if args.reduced else 6)
     out = Path(args.out)
@@ -219,10 +219,17 @@ def main(argv=None):
     props = mlip.metadata["properties"]
     mp = props["mlip"]
     results = {"model": str(args.model), "level_of_theory": mlip.metadata["level_of_theory"],
-               "properties": props, "mlip": {}, "hybrid": {}, "qm_shape": args.qm_shape}
+               "properties": props, "mlip": {}, "hybrid": {}, "qm_shape": args.qm_shape,
+               "settings": {k: getattr(args, k) for k in ("hybrid_radius", "cylinder_front", "front", "step",
+                                                           "hybrid_step", "nve_qm_radius", "nve_dt",
+                                                           "nve_qm_temperature")}}
+    done = _resumable(out / "results.json", results) if args.resume else {"mlip": {}, "hybrid": {}}
     calc = HybridCalculator(mlip)
     step_rel = args.step
     for R in radii:
+        if f"R={R:g}" in done["mlip"]:
+            results["mlip"][f"R={R:g}"] = done["mlip"][f"R={R:g}"]
+            continue
         crack, disc = setup(mp, R, 1)
         k_g = crack.griffith_k(mp["gamma111_J_m2"] * J_M2)
         t0 = time.perf_counter()
@@ -249,6 +256,9 @@ def main(argv=None):
     _save(results, out)
     start = tr.start.positions
     for r_qm in qm_radii:
+        if f"r_qm={r_qm:g}" in done["hybrid"]:
+            results["hybrid"][f"r_qm={r_qm:g}"] = done["hybrid"][f"r_qm={r_qm:g}"]
+            continue
         atoms_qm, centre = region(disc, start, r_qm)
         pot = blended(mlip, qm_level(), FixedPartitioner(atoms_qm), open_shell="lowest", periodic_regions=cylinder)
         t0 = time.perf_counter()
@@ -272,8 +282,11 @@ def main(argv=None):
         tr_nve = lattice_trapping(disc_nve, calc, k_g, step_rel * k_g, fmax=0.01)
         mlip_nve = trapping_row(tr_nve, k_g, time.perf_counter() - t0)
         mlip_nve.update(atoms=len(disc_nve.reference))
+    # above the QM tip's K₊ (the largest region's) and below the MLIP's: the hybrid's tip may move, the MLIP's
+    # stays
+    k_plus = [results["hybrid"][f"r_qm={qm_radii[-1]:g}"]["K_plus"][1] * k_g, tr_nve.k_plus[1]]
     results["nve"] = nve_pair(mlip, disc_nve, tr_nve, k_g, args.nve_qm_radius, nve_steps, dt_fs=args.nve_dt,
-                              qm_temperature=args.nve_qm_temperature)
+                              qm_temperature=args.nve_qm_temperature, K=1.05 * min(k_plus))
     if mlip_nve:
         results["nve"]["mlip_ramp"] = mlip_nve
     _save(results, out)
@@ -281,15 +294,15 @@ def main(argv=None):
     plots(results, out, *snapshot)
 
 
-def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5, qm_temperature=4000.0):
-    """NVE at 1.05 × the MLIP's K₊ (hybrid disc), from the MLIP-relaxed state: MLIP alone, then the hybrid
-    with a region that follows the tip (4-atom blocks, product partitions, r_qm + 1.5 Å buffer; GFN1-xTB at
-    ``qm_temperature`` K)."""
+def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5, qm_temperature=4000.0, K=None):
+    """NVE at K (eV/Å^5/2; default 1.05 × the MLIP's K₊ of ``tr``), from the MLIP-relaxed state: MLIP alone,
+    then the hybrid with a region that follows the tip (4-atom blocks, product partitions, r_qm + 1.5 Å
+    buffer; GFN1-xTB at ``qm_temperature`` K)."""
     from continuum.crack_ramp import load_step
     from couplers.ase_calculator import HybridCalculator
     from couplers.blend import blended
     from couplers.crack_tip import CrackTipLocator, CrackTipPartitioner, block_units
-    K = 1.05 * tr.k_plus[1]
+    K = 1.05 * tr.k_plus[1] if K is None else K
     p = load_step(disc, tr.start.positions, tr.start.K, K, HybridCalculator(mlip), fmax=0.01)
     centroid = disc.reference.positions.mean(axis=0)
     dy = disc.y_plane - centroid[1]
@@ -297,12 +310,30 @@ def nve_pair(mlip, disc, tr, k_g, r_qm, steps, dt_fs=0.5, qm_temperature=4000.0)
     lz = disc.reference.cell[2, 2]
     units = block_units(disc.reference.positions, (4.4, 4.7, lz / round(lz / 3.9)))
     part = CrackTipPartitioner(CrackTipLocator(window), r_qm, 1.5, units=units)
-    hybrid = blended(mlip, qm_level(qm_temperature), part, scheme="product", max_buffer=8, open_shell="lowest")
+    # one unit for charges: bonds break and form as the tip moves (the first geometry's bonds are kept)
+    hybrid = blended(mlip, qm_level(qm_temperature), part, scheme="product", max_buffer=8, open_shell="lowest",
+                     molecules=[np.arange(len(disc.reference))])
     out = {"K_over_KG": K / k_g, "qm_temperature_K": qm_temperature, "mlip": nve(mlip, disc, p.positions, steps, dt_fs),
            "hybrid": nve(hybrid, disc, p.positions, steps, dt_fs, locator=part)}
     print(f"NVE at {K / k_g:.3f} K_G: " + str({m: {k: v for k, v in out[m].items() if k not in ("dE_meV", "tip_x_A")}
                                               for m in ("mlip", "hybrid")}), flush=True)
     return out
+
+
+def _resumable(path: Path, results) -> dict:
+    """The rows of an earlier results.json at ``path`` made with the same model constants, shape and settings
+    (the model is compared by its stored constants, not by its path)."""
+    if not path.exists():
+        return {"mlip": {}, "hybrid": {}}
+    old = json.loads(path.read_text())
+    for key in ("qm_shape", "settings"):
+        if old.get(key) != results[key]:
+            raise SystemExit(f"--resume: {path} has {key} {old.get(key)!r}, this run {results[key]!r}; "
+                             "use another --out")
+    if old.get("properties") != json.loads(json.dumps(results["properties"])):
+        raise SystemExit(f"--resume: {path} was made with other model constants (a retrained model?)")
+    return {"mlip": old.get("mlip", {}), "hybrid": {k: v for k, v in old.get("hybrid", {}).items()
+                                                     if k != "mlip_same_disc"}}
 
 
 def _save(results, out: Path):
