@@ -47,7 +47,7 @@ def stretch_table(model_path, radii, stretches, shape="cylinder"):
     pos, _, _, ok = relax(disc, disc.loaded(k_g), HybridCalculator(mlip), fmax=0.01)
     if not ok:
         raise RuntimeError(f"{model_path}: the crack at K_G did not relax")
-    broken, mid = disc._broken(pos)
+    broken, mid = disc.bond_states(pos)
     x_next = disc.tip_bond(pos)[0]
     row = np.flatnonzero(~broken & (np.abs(mid[:, 0] - x_next) < 1.0))
     system = AtomicSystem.from_ase(disc.reference).with_positions(pos)

@@ -34,36 +34,31 @@ from .crack_slab import k_field_positions
 
 
 @dataclass
-class CrackDisc:
-    """reference: ase.Atoms of the undeformed disc (positions R, Å); crack: the AnisotropicCrack whose field
-    loads it; tip: (2,) c₀ (Å); fixed: (N,) bool, the boundary; bonds: (B, 2) reference bonds across the
-    crack plane (i below, j above), sorted by the x of their midpoints; r_break: Å; y_plane: the crack
-    plane's y (Å)."""
+class CrackPlane:
+    """Atoms about a crack plane y = y_plane. reference: ase.Atoms of the undeformed atoms (positions R, Å);
+    tip: (2,) Å, the crack's reference tip (a disc's field centre c₀, a strip's starting tip); fixed: (N,)
+    bool, the boundary; bonds: (B, 2) reference bonds across the crack plane (i below, j above), sorted by
+    the x of their midpoints; r_break: Å; y_plane: Å."""
     reference: object
-    crack: object
     tip: np.ndarray
     fixed: np.ndarray
     bonds: np.ndarray
     r_break: float
     y_plane: float
 
-    def loaded(self, K: float) -> np.ndarray:
-        """(N, 3) positions of the whole disc displaced by the field at K (eV/Å^{5/2})."""
-        return k_field_positions(self.reference, self.crack, K, self.tip)
-
-    def _broken(self, positions):
-        """(broken (B,) bool, midpoints (B, 3) Å) of the crack-plane bonds."""
+    def bond_states(self, positions) -> tuple[np.ndarray, np.ndarray]:
+        """(broken (B,) bool, midpoints (B, 3) Å) of the crack-plane bonds in ``positions`` (N, 3) Å."""
         d = positions[self.bonds[:, 1]] - positions[self.bonds[:, 0]]
         d[:, 2] -= np.round(d[:, 2] / self.reference.cell[2, 2]) * self.reference.cell[2, 2]
         return np.linalg.norm(d, axis=1) > self.r_break, positions[self.bonds[:, 0]] + 0.5 * d
 
     def broken_bonds(self, positions) -> np.ndarray:
         """(K, 2) atom index pairs of the crack-plane bonds broken in ``positions`` (N, 3), rows of ``bonds``."""
-        return self.bonds[self._broken(positions)[0]]
+        return self.bonds[self.bond_states(positions)[0]]
 
     def state(self, positions) -> tuple[float, int]:
         """(tip x in Å, number of broken bonds) of a configuration (N, 3)."""
-        broken, mid = self._broken(positions)
+        broken, mid = self.bond_states(positions)
         if not broken.any():
             return float("-inf"), 0
         return float(mid[broken, 0].max()), int(broken.sum())
@@ -71,12 +66,51 @@ class CrackDisc:
     def tip_bond(self, positions) -> np.ndarray:
         """(3,) Å: the midpoint of the bond that breaks next, the rearmost intact crack-plane bond ahead of the
         foremost broken one."""
-        broken, mid = self._broken(positions)
+        broken, mid = self.bond_states(positions)
         x_tip = mid[broken, 0].max() if broken.any() else -np.inf
         ahead = np.flatnonzero(~broken & (mid[:, 0] > x_tip))
         if not len(ahead):
             raise ValueError("no intact crack-plane bond is left ahead of the tip")
         return mid[ahead[np.argmin(mid[ahead, 0])]]
+
+    def opened(self, separation: float = 8.0):
+        """ase.Atoms: the reference with the atoms above the plane moved up by ``separation`` Å (beyond the
+        potential's cutoff), so that its crack faces are free surfaces. Along a periodic y (a strip, its atoms
+        inside the cell) the cell grows by ``separation``: one gap per period."""
+        atoms = self.reference.copy()
+        if atoms.pbc[1]:
+            cell = atoms.cell.array.copy()
+            cell[1, 1] += separation
+            atoms.set_cell(cell)
+        atoms.positions[atoms.positions[:, 1] > self.y_plane, 1] += separation
+        return atoms
+
+
+@dataclass
+class CrackDisc(CrackPlane):
+    """A disc about the applied field's centre ``tip`` = c₀, its boundary held on the K_I field of
+    ``crack`` (an AnisotropicCrack)."""
+    crack: object = None
+
+    def loaded(self, K: float) -> np.ndarray:
+        """(N, 3) positions of the whole disc displaced by the field at K (eV/Å^{5/2})."""
+        return k_field_positions(self.reference, self.crack, K, self.tip)
+
+
+def plane_bonds(atoms, y_plane: float, bond_length: float | None = None) -> tuple[np.ndarray, float]:
+    """((B, 2) bonds (i below, j above) crossing y = y_plane, sorted by the x of their midpoints;
+    bond_length) of ``atoms`` (ase.Atoms; periodic directions by minimum image). bond_length: Å, default
+    the shortest interatomic distance; bonds are the pairs within 1.1 × bond_length."""
+    from ase.neighborlist import neighbor_list
+    i, j, D = neighbor_list("ijD", atoms, 1.2 * (bond_length or 2.6))
+    d = np.linalg.norm(D, axis=1)
+    if bond_length is None:
+        bond_length = float(d.min())
+    y = atoms.positions[:, 1]
+    across = (d < 1.1 * bond_length) & (y[i] < y_plane) & (y[i] + D[:, 1] > y_plane)
+    bonds = np.stack([i[across], j[across]], axis=1)
+    mid = atoms.positions[bonds[:, 0], 0] + 0.5 * D[across, 0]
+    return bonds[np.argsort(mid, kind="stable")], bond_length
 
 
 def crack_disc(slab, y_plane: float, crack, radius: float, r_fix: float, tip=None,
@@ -96,19 +130,10 @@ def crack_disc(slab, y_plane: float, crack, radius: float, r_fix: float, tip=Non
                          f"smaller width ({half_width:.1f} Å)")
     disc = slab[rho <= radius]
     rho = rho[rho <= radius]
-    from ase.neighborlist import neighbor_list
-    i, j, d = neighbor_list("ijd", disc, 1.2 * (bond_length or 2.6))
-    if bond_length is None:
-        bond_length = float(d.min())
-        keep = d < 1.1 * bond_length
-        i, j = i[keep], j[keep]
-    y = disc.positions[:, 1]
-    across = (y[i] < y_plane) & (y[j] > y_plane)
-    bonds = np.stack([i[across], j[across]], axis=1)
-    mid = 0.5 * (disc.positions[bonds[:, 0], 0] + disc.positions[bonds[:, 1], 0])
-    bonds = bonds[np.argsort(mid)]
-    return CrackDisc(disc, crack, tip, rho > radius - r_fix, bonds,
-                     float(r_break if r_break is not None else 1.3 * bond_length), float(y_plane))
+    bonds, bond_length = plane_bonds(disc, y_plane, bond_length)
+    return CrackDisc(reference=disc, tip=tip, fixed=rho > radius - r_fix, bonds=bonds,
+                     r_break=float(r_break if r_break is not None else 1.3 * bond_length), y_plane=float(y_plane),
+                     crack=crack)
 
 
 @dataclass
@@ -123,11 +148,14 @@ class RampPoint:
     positions: np.ndarray = field(repr=False)
 
 
-def relax(disc: CrackDisc, positions, calculator, fmax: float = 0.01, max_steps: int = 1000):
-    """(positions, energy, steps, converged): FIRE on the free atoms of the disc at ``positions``."""
+def relax(disc: CrackPlane, positions, calculator, fmax: float = 0.01, max_steps: int = 1000, cell=None):
+    """(positions, energy, steps, converged): FIRE on the free atoms of a disc or strip at ``positions``
+    (N, 3) Å, in ``cell`` (3, 3) Å (default the reference's)."""
     from ase.constraints import FixAtoms
     from ase.optimize import FIRE
     atoms = disc.reference.copy()
+    if cell is not None:
+        atoms.set_cell(cell)
     atoms.positions = positions
     atoms.set_constraint(FixAtoms(indices=np.flatnonzero(disc.fixed)))
     atoms.calc = calculator
@@ -163,7 +191,7 @@ class TrappingRange:
         end = getattr(self, event)
         if end is None:
             raise ValueError(f"this TrappingRange holds no {event!r} state")
-        before, after = disc._broken(self.start.positions)[0], disc._broken(end.positions)[0]
+        before, after = disc.bond_states(self.start.positions)[0], disc.bond_states(end.positions)[0]
         return disc.bonds[before != after]
 
 
@@ -207,20 +235,23 @@ def lattice_trapping(disc: CrackDisc, calculator, K_start: float, step: float, m
     return TrappingRange((k_minus[1], k_minus[0]), k_plus, start, up, down, advanced, healed)
 
 
-def displacement_gradients(reference, displacements, r_grad: float, cut=None) -> np.ndarray:
+def displacement_gradients(reference, displacements, r_grad: float, cut=None, cell=None) -> np.ndarray:
     """H_a = ∂u/∂X (N, 2, 2) in the x–y plane: least squares of u_b − u_a ≈ H (X_b − X_a) over the
-    reference neighbours b within ``r_grad`` Å (minimum image along z, where a displacement does not vary).
-    cut = (y_plane, x_tip): pairs across y = y_plane whose midpoint lies behind x_tip are left out (the
-    displacement jumps across the open crack faces)."""
+    reference neighbours b within ``r_grad`` Å (minimum image along the periodic directions; a pair that
+    crosses a periodic boundary adds the boundary's own displacement, zero unless the deformed ``cell``
+    (3, 3) Å differs from the reference's). cut = (y_plane, x_tip): pairs across y = y_plane whose midpoint
+    lies behind x_tip are left out (the displacement jumps across the open crack faces)."""
     from ase.neighborlist import neighbor_list
-    i, j, D = neighbor_list("ijD", reference, r_grad)
+    i, j, D, S = neighbor_list("ijDS", reference, r_grad)
+    X = reference.positions
     if cut is not None:
         y0, x0 = cut
-        X = reference.positions
-        across = (X[i, 1] - y0) * (X[j, 1] - y0) < 0
+        across = (X[i, 1] - y0) * (X[i, 1] + D[:, 1] - y0) < 0
         keep = ~(across & (X[i, 0] + 0.5 * D[:, 0] < x0))
-        i, j, D = i[keep], j[keep], D[keep]
+        i, j, D, S = i[keep], j[keep], D[keep], S[keep]
     du = displacements[j, :2] - displacements[i, :2]
+    if cell is not None:
+        du += (S @ (np.asarray(cell, float) - reference.cell.array))[:, :2]
     dx = D[:, :2]
     n = len(reference)
     A = np.zeros((n, 2, 2))
@@ -230,21 +261,74 @@ def displacement_gradients(reference, displacements, r_grad: float, cut=None) ->
     return np.einsum("nij,njk->nik", B, np.linalg.pinv(A))
 
 
-def atomistic_j(disc: CrackDisc, positions, atom_virials, atomic_volume: float, radii, r_grad: float = 4.2,
-                tip=None) -> np.ndarray:
-    """J (eV/Å²) on domains [r_k, r_k + Δ] about ``tip`` (default the disc's c₀), for each consecutive pair in
-    ``radii`` (Å). atom_virials: (N, 3, 3) eV, Σ_a W_a = −∂E/∂ε (the convention of
-    :meth:`hybrid.ml.potential.MLPotential.atom_virials`); σ_a = −W_a/V_a."""
+def open_tip_x(disc: CrackPlane, positions, tip=None) -> float:
+    """x (Å) up to which the crack is open: the foremost broken bond's midpoint, or ``tip``'s x if that lies
+    further ahead (default the plane's reference tip)."""
+    tip = disc.tip if tip is None else tip
+    return max(float(tip[0]), disc.state(positions)[0])
+
+
+def face_reference_energies(disc: CrackPlane, calculator, separation: float = 8.0, depth: float = 6.0,
+                            fmax: float = 0.005, max_steps: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """(intact, opened): per-atom energies (N,) eV, from ``calculator`` (an ASE calculator that gives
+    ``get_potential_energies``), of the undeformed reference and of :meth:`CrackPlane.opened`, whose atoms
+    within ``depth`` Å of a face (and as far from the ends along x) are relaxed (FIRE, ``fmax`` eV/Å: the
+    faces relax as they do behind a real tip), for :func:`stored_energy_density`."""
+    intact = disc.reference.copy()
+    intact.calc = calculator
+    opened = disc.opened(separation)
+    X = disc.reference.positions
+    free = ((np.abs(X[:, 1] - disc.y_plane) < depth) & (X[:, 0] > X[:, 0].min() + depth)
+            & (X[:, 0] < X[:, 0].max() - depth))
+    held = CrackPlane(disc.reference, disc.tip, disc.fixed | ~free, disc.bonds, disc.r_break, disc.y_plane)
+    pos, _, _, ok = relax(held, opened.positions, calculator, fmax=fmax, max_steps=max_steps, cell=opened.cell)
+    if not ok:
+        raise RuntimeError(f"face_reference_energies: the opened reference's faces did not relax to fmax {fmax} "
+                           f"eV/Å in {max_steps} FIRE steps")
+    opened.positions = pos
+    opened.calc = calculator
+    return intact.get_potential_energies(), opened.get_potential_energies()
+
+
+def stored_energy_density(disc: CrackPlane, positions, energies, intact, opened, atomic_volume: float,
+                          tip=None) -> np.ndarray:
+    """W_a = (e_a − e°_a)/V_a (N,) eV/Å³ per reference volume: per-atom energies ``energies`` (N,) eV of the
+    deformed state less those of its undeformed reference, ``opened`` (N,) (the energies of
+    :meth:`CrackPlane.opened`, faces apart) for atoms behind the open crack (:func:`open_tip_x`) and
+    ``intact`` (N,) (the reference's) ahead of it. The faces' surface energy is thus not counted as stored
+    elastic energy (with the intact reference everywhere, J would measure G − 2γ)."""
+    behind = disc.reference.positions[:, 0] < open_tip_x(disc, positions, tip)
+    return (np.asarray(energies, float) - np.where(behind, opened, intact)) / atomic_volume
+
+
+def atomistic_j(disc: CrackPlane, positions, atom_virials, atomic_volume: float, radii, r_grad: float = 4.2,
+                tip=None, energy_density=None, cell=None) -> np.ndarray:
+    """J (eV/Å² per unit length of front) on the domains [r_k, r_k+1] about ``tip`` (default the plane's
+    reference tip) for consecutive pairs in ``radii`` (Å), by :func:`continuum.fracture.j_integral_domain`
+    over atoms of area V_a/L_z, with H_a from :func:`displacement_gradients` (``cell``: the deformed cell,
+    when it differs from the reference's, as in a strained strip).
+
+    atom_virials: (N, 3, 3) eV in the convention of :meth:`hybrid.ml.potential.MLPotential.atom_virials`
+    (force direction first), stress −W_a/V_a. Two forms:
+
+    * linear (``energy_density`` None): the deformed state's own virials, σ_a the local Cauchy stress, and
+      W = ½ σ:ε with ε = sym H. Exact for a linear-elastic solid;
+    * finite strain: virials about the reference (first Piola–Kirchhoff stress P_a) and ``energy_density``
+      (N,) eV/Å³ per reference volume (:func:`stored_energy_density`). J = ∫ (P_ij H_i1 − W δ_1j) ∂q/∂X_j
+      is then path independent for any hyperelastic solid, as the linear form is not at the strains of a
+      nanometre-scale crack (several per cent at 20 Å from the tip at K_G in silicon)."""
     from .fracture import j_integral_domain
     ref = disc.reference.positions
     tip = disc.tip if tip is None else np.asarray(tip, float)
-    x_open = max(tip[0], disc.state(positions)[0])
-    H = displacement_gradients(disc.reference, positions - ref, r_grad, cut=(disc.y_plane, x_open))
-    sig3 = -np.asarray(atom_virials) / atomic_volume
-    stress = np.stack([sig3[:, 0, 0], sig3[:, 1, 1], 0.5 * (sig3[:, 0, 1] + sig3[:, 1, 0])], axis=1)
-    eps = 0.5 * (H + H.transpose(0, 2, 1))
-    W = 0.5 * (stress[:, 0] * eps[:, 0, 0] + stress[:, 1] * eps[:, 1, 1] + 2 * stress[:, 2] * eps[:, 0, 1])
-    area = np.full(len(ref), atomic_volume / disc.reference.cell[2, 2])   # per unit length of front
+    H = displacement_gradients(disc.reference, positions - ref, r_grad,
+                               cut=(disc.y_plane, open_tip_x(disc, positions, tip)), cell=cell)
+    stress = -np.asarray(atom_virials)[:, :2, :2] / atomic_volume
+    if energy_density is None:
+        eps = 0.5 * (H + H.transpose(0, 2, 1))
+        W = 0.5 * np.einsum("nij,nij->n", 0.5 * (stress + stress.transpose(0, 2, 1)), eps)
+    else:
+        W = np.asarray(energy_density, float)
+    area = np.full(len(ref), atomic_volume / disc.reference.cell[2, 2])
     radii = np.asarray(radii, float)
     return np.array([j_integral_domain(ref[:, :2], area, stress, H, W, tip, r0, r1)
                      for r0, r1 in zip(radii[:-1], radii[1:])])

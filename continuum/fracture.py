@@ -312,8 +312,10 @@ def j_integral_domain(positions, volumes, stress, grad_u, energy_density, tip,
     J = Σ_a V_a (σ_ij H_i1 − W δ_1j) ∂q/∂x_j with q = 1 for r < r_inner,
     (r_outer − r)/(r_outer − r_inner) in the annulus, 0 outside.
     positions: (N, 2) reference positions; volumes: (N,) areas (2D) or
-    volumes per unit thickness; stress: (N, 3) Voigt; grad_u: (N, 2, 2);
-    energy_density: (N,); tip: (2,).
+    volumes per unit thickness; stress: (N, 3) Voigt or (N, 2, 2) σ_ij with
+    i the displacement's component and j the reference direction (at finite
+    strain the first Piola–Kirchhoff stress, with W per reference volume);
+    grad_u: (N, 2, 2); energy_density: (N,); tip: (2,).
     """
     if not 0 <= r_inner < r_outer:
         raise ValueError(f"need 0 <= r_inner < r_outer, got {r_inner}, {r_outer}")
@@ -322,7 +324,8 @@ def j_integral_domain(positions, volumes, stress, grad_u, energy_density, tip,
     ring = (r > r_inner) & (r < r_outer)
     dq = np.zeros_like(d)
     dq[ring] = -d[ring] / (r[ring, None] * (r_outer - r_inner))
-    sig = _voigt_to_tensor(stress)
+    stress = np.asarray(stress, dtype=float)
+    sig = stress if stress.ndim == 3 else _voigt_to_tensor(stress)
     term = np.einsum("nij,ni->nj", sig, grad_u[:, :, 0])
     term[:, 0] -= energy_density
     return float(np.sum(volumes * np.einsum("nj,nj->n", term, dq)))

@@ -202,7 +202,7 @@ def tip_region_configurations(n=160, seed=SEED + 7):
         disc = crack_disc(slab, y_plane, crack, radius=radius, r_fix=3.0,
                           tip=(x_mid + rng.uniform(-2.5, 2.5), y_plane))
         pos = disc.loaded(k_g * rng.uniform(0.6, 1.8))
-        broken, mid = disc._broken(pos)
+        broken, mid = disc.bond_states(pos)
         ahead = np.flatnonzero(~broken & (mid[:, 0] > disc.tip_bond(pos)[0] - 0.5))
         rows = ahead[np.argsort(mid[ahead, 0])]
         x_row = mid[rows[0], 0]

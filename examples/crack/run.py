@@ -9,8 +9,10 @@ Steps (every number from the potentials themselves, nothing assumed):
 2. Lattice trapping of the MLIP (continuum.crack_ramp): a disc of radius R about the tip, its outer 6 Å
    held on the K-field, relaxed (FIRE, fmax 0.01 eV/Å) at each load; ramps up and down from K_G in steps of
    0.05 K_G, bisected twice: K₋ < K_G < K₊ for each R in ``--radii``.
-3. J on three domains about the tip from the MLIP's per-atom virials at the highest load below K₊, against
-   G(K) of the applied field and G of the K fitted to the relaxed displacements.
+3. J on three domains about the tip from the MLIP's per-atom virials and energies (continuum.crack_ramp.
+   atomistic_j, finite-strain form) at the highest load below K₊, against G(K) of the applied field (linear
+   elasticity) and G of the K fitted to the relaxed displacements; and on a cracked strip at uniaxial strain
+   (continuum.crack_strip, ``--strip-size``, ``--strip-strain``), against its exact G = Y W(ε).
 4. The hybrid: the MLIP everywhere plus [E_xTB − E_MLIP] of a region about the bond that breaks next in
    the crack relaxed at K_G, kept through the ramps (a trapped tip does not move); K₋ and K₊ for each
    radius r in ``--qm-radii``. ``--qm-shape cylinder`` (default): a cylinder of radius r about the front,
@@ -103,20 +105,27 @@ def trapping_row(tr, k_g, wall):
 
 
 def j_check(disc, tr, mlip_pot, crack, k_g, a0):
-    """J on three domains about the tip at the highest load below K₊ (the most loaded trapped state), against
-    G of the applied K and G of the K fitted to the relaxed displacements (tip free, continuum.fracture)."""
-    from continuum.crack_ramp import atomistic_j
+    """J on three domains about the tip at the highest load below K₊ (the most loaded trapped state), in the
+    finite-strain form (first Piola–Kirchhoff virials, stored energy) and the linear one, against G of the
+    applied K (linear elasticity) and G of the K fitted to the relaxed displacements (tip free)."""
+    from continuum.crack_ramp import atomistic_j, face_reference_energies, stored_energy_density
     from continuum.fracture import fit_k_field
+    from couplers.ase_calculator import HybridCalculator
     from hybrid.system import AtomicSystem
     p = max((q for q in [tr.start] + tr.up if q.K < tr.k_plus[1] - 1e-12), key=lambda q: q.K)
     atoms = disc.reference.copy()
     atoms.positions = p.positions
-    W = mlip_pot.atom_virials(AtomicSystem.from_ase(atoms))
+    system = AtomicSystem.from_ase(atoms)
     ref = disc.reference.positions
     r_free = float(np.linalg.norm(ref[:, :2] - disc.tip, axis=1)[~disc.fixed].max())
     edges = np.linspace(4.0, r_free - 1.0, 4)
     tip = np.array([disc.tip_bond(p.positions)[0], disc.y_plane])
-    J = atomistic_j(disc, p.positions, W, a0**3 / 8, edges, tip=tip)
+    va = a0**3 / 8
+    intact, opened = face_reference_energies(disc, HybridCalculator(mlip_pot))
+    W = stored_energy_density(disc, p.positions, mlip_pot.compute(system).energies, intact, opened, va, tip=tip)
+    J = atomistic_j(disc, p.positions, mlip_pot.atom_virials(system, reference=AtomicSystem.from_ase(disc.reference)),
+                    va, edges, tip=tip, energy_density=W)
+    J_lin = atomistic_j(disc, p.positions, mlip_pot.atom_virials(system), va, edges, tip=tip)
     G = float(crack.energy_release_rate(p.K))
     free = ~disc.fixed
     fit = fit_k_field(crack, ref[free, :2], (p.positions - ref)[free, :2], tip_guess=disc.tip, r_min=6.0)
@@ -124,8 +133,49 @@ def j_check(disc, tr, mlip_pot, crack, k_g, a0):
     return {"K_over_KG": p.K / k_g, "tip_minus_centre_A": float(p.tip - disc.tip[0]),
             "domains_A": [[float(a), float(b)] for a, b in zip(edges[:-1], edges[1:])],
             "J_J_m2": [float(j) / J_M2 for j in J], "G_J_m2": G / J_M2, "J_over_G": [float(j / G) for j in J],
+            "J_linear_form_over_G": [float(j / G) for j in J_lin],
             "K_fit_over_KG": fit.K / k_g, "fit_tip_minus_centre_A": (fit.tip - disc.tip).tolist(),
             "J_over_G_fit": [float(j / G_fit) for j in J]}
+
+
+def strip_check(mlip_pot, props, size, strain):
+    """J against the exact G = Y W(ε) of a cracked strip at uniaxial ``strain`` (continuum.crack_strip), on three
+    domains about the tip, in the finite-strain and the linear form; G_lin = ½ M ε² Y from the model's C_ij."""
+    from continuum.crack_ramp import atomistic_j, face_reference_energies, relax, stored_energy_density
+    from continuum.crack_slab import GPA, SI_FRAME
+    from continuum.crack_strip import crack_strip, strip_energy_release_rate
+    from continuum.fracture import crack_frame, cubic_stiffness, rotate_stiffness
+    from couplers.ase_calculator import HybridCalculator
+    from hybrid.system import AtomicSystem
+    t0 = time.perf_counter()
+    a0 = props["a0_angstrom"]
+    calc = HybridCalculator(mlip_pot)
+    strip = crack_strip(a0, size=tuple(size))
+    G = strip_energy_release_rate(strip, calc, a0, strain)
+    M = rotate_stiffness(cubic_stiffness(*(props[k] * GPA for k in ("C11_GPa", "C12_GPa", "C44_GPa"))),
+                         crack_frame(*SI_FRAME[:2], SI_FRAME[2]))[1, 1]
+    cell = strip.cell(strain)
+    pos, _, steps, ok = relax(strip, strip.loaded(strain), calc, fmax=0.005, max_steps=4000, cell=cell)
+    tip_x, n = strip.state(pos)
+    intact, opened = face_reference_energies(strip, calc)
+    atoms = strip.reference.copy()
+    atoms.set_cell(cell)
+    atoms.positions = pos
+    system = AtomicSystem.from_ase(atoms)
+    va = a0**3 / 8
+    tip = np.array([strip.tip_bond(pos)[0], strip.y_plane])
+    edges = np.linspace(8.0, 0.5 * strip.height - 8.0, 4)
+    W = stored_energy_density(strip, pos, mlip_pot.compute(system).energies, intact, opened, va, tip=tip)
+    J = atomistic_j(strip, pos, mlip_pot.atom_virials(system, reference=AtomicSystem.from_ase(strip.reference)), va,
+                    edges, tip=tip, energy_density=W, cell=cell)
+    J_lin = atomistic_j(strip, pos, mlip_pot.atom_virials(system), va, edges, tip=tip, cell=cell)
+    return {"size": list(size), "atoms": len(atoms), "height_A": strip.height, "strain": strain,
+            "G_J_m2": G / J_M2, "G_lin_over_G": 0.5 * M * strain**2 * strip.height / G,
+            "G_over_2gamma": G / (2 * props["gamma111_J_m2"] * J_M2), "tip_moved_A": tip_x - float(strip.tip[0]),
+            "n_broken": n, "relaxed": ok, "fire_steps": steps,
+            "domains_A": [[float(a), float(b)] for a, b in zip(edges[:-1], edges[1:])],
+            "J_over_G": [float(j / G) for j in J], "J_linear_form_over_G": [float(j / G) for j in J_lin],
+            "wall_s": time.perf_counter() - t0}
 
 
 def nve(potential, disc, positions, steps, dt_fs, locator=None, seed=1):
@@ -195,6 +245,9 @@ def main(argv=None):
     ap.add_argument("--nve-qm-temperature", type=float, default=4000.0,
                     help="electronic temperature (K) of the tip-following hybrid's GFN1-xTB in NVE: clusters cut "
                          "through the opening faces have no SCC solution at the label level's 3000 K (README)")
+    ap.add_argument("--strip-size", type=int, nargs=3,
+                    help="the J check's strip in 12-atom cells, x y z (default 29 8 1; reduced 20 6 1)")
+    ap.add_argument("--strip-strain", type=float, help="its uniaxial strain (default 0.075; reduced 0.085)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the rows already in --out's results.json (same model and settings) and compute the rest")
     ap.add_argument("--model", default=str(MODEL))
@@ -204,6 +257,8 @@ def main(argv=None):
     qm_radii = args.qm_radii or ([3.0] if args.reduced else [3.0, 4.0, 5.0, 6.0])
     nve_steps = args.nve_steps or (40 if args.reduced else 200)
     front = args.front or (3 if args.reduced else 6)
+    strip_size = args.strip_size or ([20, 6, 1] if args.reduced else [29, 8, 1])
+    strip_strain = args.strip_strain or (0.085 if args.reduced else 0.075)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -223,7 +278,7 @@ def main(argv=None):
                "settings": {k: getattr(args, k) for k in ("hybrid_radius", "cylinder_front", "front", "step",
                                                            "hybrid_step", "nve_qm_radius", "nve_dt",
                                                            "nve_qm_temperature")}}
-    done = _resumable(out / "results.json", results) if args.resume else {"mlip": {}, "hybrid": {}}
+    done = _resumable(out / "results.json", results) if args.resume else {"mlip": {}, "hybrid": {}, "strip": None}
     calc = HybridCalculator(mlip)
     step_rel = args.step
     for R in radii:
@@ -243,6 +298,15 @@ def main(argv=None):
         print(f"MLIP R={R:g} Å ({len(disc.reference)} atoms): K-/K_G {row['K_minus']}, K+/K_G {row['K_plus']}, "
               f"J/G {row['J'] and row['J']['J_over_G']} ({row['wall_s']:.0f} s)", flush=True)
         _save(results, out)
+    old_strip = done.get("strip")
+    if old_strip and old_strip["size"] == strip_size and old_strip["strain"] == strip_strain:
+        results["strip"] = old_strip
+    else:
+        results["strip"] = strip_check(mlip, mp, strip_size, strip_strain)
+    st = results["strip"]
+    print(f"strip {st['size']} ({st['atoms']} atoms) at strain {strip_strain}: G = {st['G_J_m2']:.3f} J/m² "
+          f"(G_lin/G {st['G_lin_over_G']:.3f}), J/G {st['J_over_G']} ({st['wall_s']:.0f} s)", flush=True)
+    _save(results, out)
 
     cylinder = args.qm_shape == "cylinder"
     region = qm_cylinder if cylinder else qm_ball
@@ -324,7 +388,7 @@ def _resumable(path: Path, results) -> dict:
     """The rows of an earlier results.json at ``path`` made with the same model constants, shape and settings
     (the model is compared by its stored constants, not by its path)."""
     if not path.exists():
-        return {"mlip": {}, "hybrid": {}}
+        return {"mlip": {}, "hybrid": {}, "strip": None}
     old = json.loads(path.read_text())
     for key in ("qm_shape", "settings"):
         if old.get(key) != results[key]:
@@ -332,8 +396,8 @@ def _resumable(path: Path, results) -> dict:
                              "use another --out")
     if old.get("properties") != json.loads(json.dumps(results["properties"])):
         raise SystemExit(f"--resume: {path} was made with other model constants (a retrained model?)")
-    return {"mlip": old.get("mlip", {}), "hybrid": {k: v for k, v in old.get("hybrid", {}).items()
-                                                     if k != "mlip_same_disc"}}
+    return {"mlip": old.get("mlip", {}), "strip": old.get("strip"),
+            "hybrid": {k: v for k, v in old.get("hybrid", {}).items() if k != "mlip_same_disc"}}
 
 
 def _save(results, out: Path):
@@ -347,15 +411,27 @@ def write_table(results, out: Path):
     lines = ["| quantity | MLIP | GFN1-xTB (label level) |", "|---|---|---|"]
     for k in ("a0_angstrom", "C11_GPa", "C12_GPa", "C44_GPa", "gamma111_J_m2"):
         lines.append(f"| {k} | {p['mlip'][k]:.3f} | {p['label_level'][k]:.3f} |")
-    lines += ["", "| model | disc | atoms | K₋/K_G | K₊/K_G | J/G on 3 domains |", "|---|---|---|---|---|---|"]
+    lines += ["", "| model | disc | atoms | K₋/K_G | K₊/K_G | J/G(K) on 3 domains, finite-strain J (linear-form J) |",
+              "|---|---|---|---|---|---|"]
     for name, row in results["mlip"].items():
         j = row.get("J")
         jt = "—"
         if j:
-            jt = (", ".join(f"{x:.3f}" for x in j["J_over_G"]) + f" (at {j['K_over_KG']:.3f} K_G; against G of "
-                  f"the fitted K = {j['K_fit_over_KG']:.3f} K_G: " + ", ".join(f"{x:.3f}" for x in j["J_over_G_fit"])
-                  + ")")
+            jt = (", ".join(f"{x:.3f}" for x in j["J_over_G"]) + " (" +
+                  ", ".join(f"{x:.3f}" for x in j.get("J_linear_form_over_G", [])) + f") at {j['K_over_KG']:.3f} K_G; "
+                  f"against G of the fitted K = {j['K_fit_over_KG']:.3f} K_G: "
+                  + ", ".join(f"{x:.3f}" for x in j["J_over_G_fit"]))
         lines.append(f"| MLIP | {name} | {row['atoms']} | {_br(row['K_minus'])} | {_br(row['K_plus'])} | {jt} |")
+    st = results.get("strip")
+    if st:
+        dom = ", ".join(f"{a:.1f}–{b:.1f}" for a, b in st["domains_A"])
+        lines += ["", f"Strip {st['size']} ({st['atoms']} atoms, Y = {st['height_A']:.1f} Å) at uniaxial strain "
+                  f"{st['strain']}: exact G = Y W(ε) = {st['G_J_m2']:.3f} J/m² = {st['G_over_2gamma']:.3f} × 2γ "
+                  f"(linear elasticity would give {st['G_lin_over_G']:.3f} G); tip moved "
+                  f"{st['tip_moved_A']:+.2f} Å.", "",
+                  f"| J form | J/G on {dom} Å |", "|---|---|",
+                  "| finite strain | " + ", ".join(f"{x:.3f}" for x in st["J_over_G"]) + " |",
+                  "| linear | " + ", ".join(f"{x:.3f}" for x in st["J_linear_form_over_G"]) + " |"]
     lines += ["", f"Hybrid disc (QM-{results.get('qm_shape', 'ball')} radius table); the level of the bonds that broke "
               "at K₊ / healed at K₋:", "",
               "| model | atoms (QM) | K₋/K_G | K₊/K_G | broke at K₊ | healed at K₋ | wall (min) |",

@@ -59,17 +59,30 @@ class MLPotential(Potential):
         e_atoms = self.model(species, i, j, pair_vectors(positions, cell, i, j, s))
         return e_atoms - self.model.energy_offset / len(system)
 
-    def atom_virials(self, system: AtomicSystem) -> np.ndarray:
-        """Per-atom virials W_a (N, 3, 3) in eV: each pair's −r_ij ⊗ ∂E/∂r_ij split equally between i and j,
-        so Σ_a W_a = −∂E/∂ε, the virial of ``compute`` (also for open systems, where it is
-        Σ_a r_a ⊗ F_a). Local stress: σ_a = −W_a / V_a."""
+    def atom_virials(self, system: AtomicSystem, reference: AtomicSystem | None = None) -> np.ndarray:
+        """Per-atom virials W_a (N, 3, 3) in eV: each pair's −(∂E/∂r_ij) ⊗ R_ij split equally between i and j,
+        W_a,iJ = −½ Σ_{pairs ∋ a} (∂E/∂r_ij)_i (R_ij)_J (first index: force direction).
+
+        R_ij are the pair vectors of ``system`` itself (default: Σ_a W_a = −∂E/∂ε, the virial of ``compute``,
+        also for open systems, where it is Σ_a F_a ⊗ r_a; local Cauchy stress σ_a = −W_a/V_a), or those of the
+        same pairs (same images) in ``reference``, an undeformed state of the same atoms (positions and cell
+        in Å): then Σ_a W_a = −∂E/∂F for a homogeneous deformation r = F R, and P_a = −W_a/V_a is the local
+        first Piola–Kirchhoff stress (reference volume V_a), the stress of finite-strain J-integrals."""
         i, j, s = graph(system, self.model.cutoff)
         species = self.model.species_index(torch.from_numpy(system.numbers))
         pos = torch.tensor(system.positions, dtype=self.dtype)
         cell = torch.tensor(system.cell, dtype=self.dtype)
         vec = pair_vectors(pos, cell, i, j, s).requires_grad_(True)
         (g,) = torch.autograd.grad(self.model(species, i, j, vec).sum(), vec)
-        w = -(vec[:, :, None] * g[:, None, :]).detach()
+        if reference is None:
+            arm = vec.detach()
+        else:
+            if len(reference) != len(system) or np.any(reference.numbers != system.numbers):
+                raise ValueError(f"atom_virials: the reference holds {len(reference)} atoms, not the system's "
+                                 f"{len(system)} of the same elements")
+            arm = pair_vectors(torch.tensor(reference.positions, dtype=self.dtype),
+                               torch.tensor(reference.cell, dtype=self.dtype), i, j, s)
+        w = -(g[:, :, None] * arm[:, None, :])
         out = torch.zeros(len(system), 3, 3, dtype=self.dtype).index_add(0, i, 0.5 * w).index_add(0, j, 0.5 * w)
         return out.numpy().astype(float)
 

@@ -31,7 +31,7 @@ def test_forces_match_fd_periodic_and_cluster(model):
 
 
 def test_atom_virials_sum_to_the_virial_and_are_local(model):
-    """Σ_a W_a is the strain-derivative virial (periodic) and Σ_a r_a ⊗ F_a (cluster); W_a of an atom
+    """Σ_a W_a is the strain-derivative virial (periodic) and Σ_a F_a ⊗ r_a (cluster); W_a of an atom
     far from a displaced one does not change (each pair's virial goes to its own two atoms)."""
     pot = MLPotential(model)
     box = water_box(2, spacing=2.9)
@@ -39,7 +39,7 @@ def test_atom_virials_sum_to_the_virial_and_are_local(model):
     assert w.shape == (len(box), 3, 3)
     assert np.abs(w.sum(0) - pot.compute(box).virial).max() < 1e-10
     cluster = AtomicSystem(box.numbers[:9], box.positions[:9])
-    assert np.abs(pot.atom_virials(cluster).sum(0) - cluster.positions.T @ pot.compute(cluster).forces).max() < 1e-10
+    assert np.abs(pot.atom_virials(cluster).sum(0) - pot.compute(cluster).forces.T @ cluster.positions).max() < 1e-10
     cluster = water_box(3, spacing=2.9)
     cluster = AtomicSystem(cluster.numbers, cluster.positions)
     moved = cluster.positions.copy()
@@ -48,6 +48,31 @@ def test_atom_virials_sum_to_the_virial_and_are_local(model):
     w0, w1 = pot.atom_virials(cluster), pot.atom_virials(cluster.with_positions(moved))
     assert far.any() and np.abs(w1[far] - w0[far]).max() < 1e-14
     assert np.abs(w1[0] - w0[0]).max() > 1e-4
+
+
+def test_atom_virials_about_a_reference_sum_to_the_deformation_gradient_derivative(model):
+    """With a reference state, Σ_a W_a = −∂E/∂F of the homogeneous deformation r = F R (central differences
+    in each F_iJ about a finite, non-symmetric F; h = 1e-5 gives O(h²) ≈ 1e-10 truncation, 1e-7 allows for
+    the rounding of E ~ 1e2 eV over 2h), and the deformed state's own W_a (no reference) differs from it."""
+    pot = MLPotential(model)
+    ref = water_box(2, spacing=2.9)
+    F = np.eye(3) + np.array([[0.03, -0.02, 0.01], [0.015, -0.01, 0.0], [-0.02, 0.01, 0.02]])
+
+    def deformed(G):
+        return AtomicSystem(ref.numbers, ref.positions @ G.T, ref.cell @ G.T, ref.pbc)
+
+    w = pot.atom_virials(deformed(F), reference=ref).sum(0)
+    h = 1e-5
+    dEdF = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            d = np.zeros((3, 3))
+            d[a, b] = h
+            dEdF[a, b] = (pot.compute(deformed(F + d)).energy - pot.compute(deformed(F - d)).energy) / (2 * h)
+    assert np.abs(w + dEdF).max() < 1e-7
+    assert np.abs(pot.atom_virials(deformed(F)).sum(0) - w).max() > 1e-3
+    with pytest.raises(ValueError, match="reference holds"):
+        pot.atom_virials(deformed(F), reference=AtomicSystem(ref.numbers[:3], ref.positions[:3]))
 
 
 def test_virial_matches_strain_derivative(model):
