@@ -104,28 +104,38 @@ def trapping_row(tr, k_g, wall):
             "n_broken_start": tr.start.n_broken, "loads": len(tr.up) + len(tr.down), "wall_s": wall}
 
 
+def j_both_forms(plane, mlip_pot, positions, a0, edges, tip, faces, cell=None):
+    """(J finite strain, J linear form) (eV/Å², one per domain of ``edges``) of the MLIP state ``positions`` of a
+    disc or strip (continuum.crack_ramp.atomistic_j); faces: the (intact, opened) per-atom reference energies of
+    continuum.crack_ramp.face_reference_energies; cell: the deformed cell, if not the reference's."""
+    from continuum.crack_ramp import atomistic_j, stored_energy_density
+    from hybrid.system import AtomicSystem
+    atoms = plane.reference.copy()
+    if cell is not None:
+        atoms.set_cell(cell)
+    atoms.positions = positions
+    system = AtomicSystem.from_ase(atoms)
+    va = a0**3 / 8
+    W = stored_energy_density(plane, positions, mlip_pot.compute(system).energies, *faces, va, tip=tip)
+    J = atomistic_j(plane, positions, mlip_pot.atom_virials(system, reference=AtomicSystem.from_ase(plane.reference)),
+                    va, edges, tip=tip, energy_density=W, cell=cell)
+    return J, atomistic_j(plane, positions, mlip_pot.atom_virials(system), va, edges, tip=tip, cell=cell)
+
+
 def j_check(disc, tr, mlip_pot, crack, k_g, a0):
     """J on three domains about the tip at the highest load below K₊ (the most loaded trapped state), in the
     finite-strain form (first Piola–Kirchhoff virials, stored energy) and the linear one, against G of the
     applied K (linear elasticity) and G of the K fitted to the relaxed displacements (tip free)."""
-    from continuum.crack_ramp import atomistic_j, face_reference_energies, stored_energy_density
+    from continuum.crack_ramp import face_reference_energies
     from continuum.fracture import fit_k_field
     from couplers.ase_calculator import HybridCalculator
-    from hybrid.system import AtomicSystem
     p = max((q for q in [tr.start] + tr.up if q.K < tr.k_plus[1] - 1e-12), key=lambda q: q.K)
-    atoms = disc.reference.copy()
-    atoms.positions = p.positions
-    system = AtomicSystem.from_ase(atoms)
     ref = disc.reference.positions
     r_free = float(np.linalg.norm(ref[:, :2] - disc.tip, axis=1)[~disc.fixed].max())
     edges = np.linspace(4.0, r_free - 1.0, 4)
     tip = np.array([disc.tip_bond(p.positions)[0], disc.y_plane])
-    va = a0**3 / 8
-    intact, opened = face_reference_energies(disc, HybridCalculator(mlip_pot))
-    W = stored_energy_density(disc, p.positions, mlip_pot.compute(system).energies, intact, opened, va, tip=tip)
-    J = atomistic_j(disc, p.positions, mlip_pot.atom_virials(system, reference=AtomicSystem.from_ase(disc.reference)),
-                    va, edges, tip=tip, energy_density=W)
-    J_lin = atomistic_j(disc, p.positions, mlip_pot.atom_virials(system), va, edges, tip=tip)
+    J, J_lin = j_both_forms(disc, mlip_pot, p.positions, a0, edges, tip,
+                            face_reference_energies(disc, HybridCalculator(mlip_pot)))
     G = float(crack.energy_release_rate(p.K))
     free = ~disc.fixed
     fit = fit_k_field(crack, ref[free, :2], (p.positions - ref)[free, :2], tip_guess=disc.tip, r_min=6.0)
@@ -141,12 +151,11 @@ def j_check(disc, tr, mlip_pot, crack, k_g, a0):
 def strip_check(mlip_pot, props, size, strain):
     """J against the exact G = Y W(ε) of a cracked strip at uniaxial ``strain`` (continuum.crack_strip), on three
     domains about the tip, in the finite-strain and the linear form; G_lin = ½ M ε² Y from the model's C_ij."""
-    from continuum.crack_ramp import atomistic_j, face_reference_energies, relax, stored_energy_density
+    from continuum.crack_ramp import face_reference_energies, relax
     from continuum.crack_slab import GPA, SI_FRAME
     from continuum.crack_strip import crack_strip, strip_energy_release_rate
     from continuum.fracture import crack_frame, cubic_stiffness, rotate_stiffness
     from couplers.ase_calculator import HybridCalculator
-    from hybrid.system import AtomicSystem
     t0 = time.perf_counter()
     a0 = props["a0_angstrom"]
     calc = HybridCalculator(mlip_pot)
@@ -157,19 +166,10 @@ def strip_check(mlip_pot, props, size, strain):
     cell = strip.cell(strain)
     pos, _, steps, ok = relax(strip, strip.loaded(strain), calc, fmax=0.005, max_steps=4000, cell=cell)
     tip_x, n = strip.state(pos)
-    intact, opened = face_reference_energies(strip, calc)
-    atoms = strip.reference.copy()
-    atoms.set_cell(cell)
-    atoms.positions = pos
-    system = AtomicSystem.from_ase(atoms)
-    va = a0**3 / 8
     tip = np.array([strip.tip_bond(pos)[0], strip.y_plane])
     edges = np.linspace(8.0, 0.5 * strip.height - 8.0, 4)
-    W = stored_energy_density(strip, pos, mlip_pot.compute(system).energies, intact, opened, va, tip=tip)
-    J = atomistic_j(strip, pos, mlip_pot.atom_virials(system, reference=AtomicSystem.from_ase(strip.reference)), va,
-                    edges, tip=tip, energy_density=W, cell=cell)
-    J_lin = atomistic_j(strip, pos, mlip_pot.atom_virials(system), va, edges, tip=tip, cell=cell)
-    return {"size": list(size), "atoms": len(atoms), "height_A": strip.height, "strain": strain,
+    J, J_lin = j_both_forms(strip, mlip_pot, pos, a0, edges, tip, face_reference_energies(strip, calc), cell=cell)
+    return {"size": list(size), "atoms": len(pos), "height_A": strip.height, "strain": strain,
             "G_J_m2": G / J_M2, "G_lin_over_G": 0.5 * M * strain**2 * strip.height / G,
             "G_over_2gamma": G / (2 * props["gamma111_J_m2"] * J_M2), "tip_moved_A": tip_x - float(strip.tip[0]),
             "n_broken": n, "relaxed": ok, "fire_steps": steps,

@@ -1,18 +1,13 @@
-"""The cracked strip (continuum.crack_strip): its load, its faces-apart reference, the exact G = Y W(ε), and
-the finite-strain atomistic J against it with the shipped Si MLIP."""
-import json
-from pathlib import Path
-
+"""The cracked strip (continuum.crack_strip): its load, its faces-apart reference and W(ε) of the exact
+G = Y W(ε). The finite-strain J against that G with the shipped Si MLIP: tests/test_crack_example.py."""
 import numpy as np
 import pytest
 
-from continuum.crack_ramp import atomistic_j, face_reference_energies, relax, stored_energy_density
 from continuum.crack_slab import GPA, SI_FRAME
-from continuum.crack_strip import crack_strip, strip_energy_release_rate, uniaxial_strain_energy_density
+from continuum.crack_strip import crack_strip, uniaxial_strain_energy_density
 from continuum.fracture import crack_frame, cubic_stiffness, rotate_stiffness
 
 A0 = 5.431
-MODEL = Path(__file__).resolve().parents[2] / "models" / "si_gfn1xtb.pt"
 
 
 def _pair_lengths(atoms, positions, cell, pairs):
@@ -68,44 +63,3 @@ def test_uniaxial_strain_energy_density_is_half_m_eps_squared_at_small_strain():
     eps = 0.002
     W = [uniaxial_strain_energy_density(calc, A0, e, fmax=1e-6) for e in (eps, -eps)]
     assert 0.5 * sum(W) / (0.5 * M * eps**2) == pytest.approx(1, abs=0.005)
-
-
-@pytest.fixture(scope="module")
-def mlip():
-    from hybrid.ml.potential import MLPotential
-    pot = MLPotential.load(MODEL)
-    return pot, json.loads(MODEL.with_suffix(".json").read_text())["properties"]["mlip"]
-
-
-def test_finite_strain_j_equals_the_exact_strip_g_on_three_domains(mlip):
-    """The shipped Si MLIP at ε = 8.5 %, where its W(ε) is > 10 % below linear: J with first Piola–Kirchhoff
-    virials and the stored energy is G = Y W(ε) within 5 % on three domains (benchmarks/bench_crack_strip_j.py
-    runs the larger strips)."""
-    import torch
-
-    from couplers.ase_calculator import HybridCalculator
-    from hybrid.system import AtomicSystem
-    torch.set_num_threads(1)
-    pot, props = mlip
-    a0, eps = props["a0_angstrom"], 0.085
-    calc = HybridCalculator(pot)
-    strip = crack_strip(a0, size=(20, 6, 1))
-    G = strip_energy_release_rate(strip, calc, a0, eps)
-    M = rotate_stiffness(cubic_stiffness(*(props[k] * GPA for k in ("C11_GPa", "C12_GPa", "C44_GPa"))),
-                         crack_frame(*SI_FRAME[:2], SI_FRAME[2]))[1, 1]
-    assert 0.5 * M * eps**2 * strip.height / G > 1.1
-    cell = strip.cell(eps)
-    pos, _, _, ok = relax(strip, strip.loaded(eps), calc, fmax=0.005, max_steps=4000, cell=cell)
-    assert ok and abs(strip.state(pos)[0] - strip.tip[0]) < 4.0       # trapped: at most one bond moved
-    intact, opened = face_reference_energies(strip, calc)
-    atoms = strip.reference.copy()
-    atoms.set_cell(cell)
-    atoms.positions = pos
-    system, reference = AtomicSystem.from_ase(atoms), AtomicSystem.from_ase(strip.reference)
-    va = a0**3 / 8
-    tip = np.array([strip.tip_bond(pos)[0], strip.y_plane])
-    W = stored_energy_density(strip, pos, pot.compute(system).energies, intact, opened, va, tip=tip)
-    edges = np.linspace(8.0, 0.5 * strip.height - 8.0, 4)
-    J = atomistic_j(strip, pos, pot.atom_virials(system, reference=reference), va, edges, tip=tip,
-                    energy_density=W, cell=cell)
-    assert np.all(np.abs(J / G - 1) < 0.05), J / G
