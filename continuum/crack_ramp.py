@@ -18,11 +18,14 @@ reported as the bracket (last load without the event, first load with it) — a 
 sharp as the load step, refined here by bisection.
 
 J (:func:`atomistic_j`): the domain integral of :func:`continuum.fracture.j_integral_domain` over atoms,
-with per-atom stress σ_a = W_a / V_a from the potential's per-atom virials W_a (eV; V_a = a₀³/8, the
-atomic volume of the diamond lattice), the displacement gradient H_a = ∂u/∂X by least squares over the
-reference neighbours within ``r_grad`` and the elastic energy density W = ½ σ:ε with ε = sym H (not the
-atomic energy, which would add the surface energy of the faces crossing the domain: J would then measure
-G − 2γ). J (eV/Å² per unit front length) is compared with G(K) of the same field.
+with per-atom stress −W_a / V_a from the potential's per-atom virials W_a (eV; V_a = a₀³/8, the atomic
+volume of the diamond lattice) and the displacement gradient H_a = ∂u/∂X by least squares over the
+reference neighbours within ``r_grad``. Linear form: Cauchy virials and W = ½ σ:ε with ε = sym H.
+Finite-strain form: first Piola–Kirchhoff virials (pair vectors of the reference) and the stored energy
+per atom (:func:`stored_energy_density`: the atomic energy less that of a reference whose faces are apart
+behind the tip, since the faces' surface energy is not stored elastic energy; with the intact reference
+everywhere J would measure G − 2γ). J is in eV/Å² per unit front length. The finite-strain form is exact
+against the strip of :mod:`continuum.crack_strip` at strains where the linear one is not.
 """
 from __future__ import annotations
 
