@@ -11,7 +11,8 @@ Pipeline (hybrid.labelling on a local Dask cluster, hybrid.ml.training):
    in a shell 3.2–5.5 Å about its centre (no two atoms of different molecules closer than 2.4 Å), then
    GFN2-xTB Langevin dynamics at 300 K (0.5 fs, 600 steps) → methaniminium_water_start.xyz.
 2. Configurations: 1500 more Langevin steps; every 10th frame (the whole cluster); the same frame with the
-   chromophore's NH₂ turned about C–N by τ ~ U(0°, 90°) and the bond stretched by U(0, 0.3) Å; and a
+   chromophore's NH₂ turned about C–N by τ ~ U(0°, 90°) and the bond stretched by U(0, 0.9) Å (on S1 the
+   bond reaches 1.9 Å within 12 fs); and a
    sub-cluster of the chromophore (twisted or not) with its k nearest waters (k = 0..4)
    → labels/methaniminium_water_configs.extxyz (stored once: tblite is not bitwise reproducible and
    labels are keyed by geometry).
@@ -105,7 +106,7 @@ def configurations():
     for pos in traj:
         s = start.with_positions(pos)
         tw = pos.copy()
-        tw[:6] = twist(pos[:6], rng.uniform(0, np.pi / 2), rng.uniform(0, 0.3))
+        tw[:6] = twist(pos[:6], rng.uniform(0, np.pi / 2), rng.uniform(0, 0.9))
         out += [s, s.with_positions(tw)]
         base = tw if rng.random() < 0.5 else pos
         com = base[6:].reshape(-1, 3, 3).mean(1)
