@@ -37,6 +37,7 @@ Steps:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -216,7 +217,8 @@ def coupling_error(d_model, d_ref):
 def fitted(pos, lab):
     """A :class:`LearnedDiabatic` fitted to the finite labels of all but a held-out tenth, with the held-out
     mask (over ``pos``), the energies relative to the lowest S0 label, that zero, and the fit's loss and wall
-    time. A fit on the same number of configurations is reused from ``TASKS`` (a cache of the rounds)."""
+    time. A fit of the same settings to the same number of configurations is reused from ``TASKS`` (a cache
+    of the rounds)."""
     import torch
 
     from hybrid.ml.diabatic import DiabaticMLP, LearnedDiabatic, fit_adiabatic, inverse_distances
@@ -228,7 +230,8 @@ def fitted(pos, lab):
     idx = np.flatnonzero(ok)
     held[rng.choice(idx, len(idx) // 10, replace=False)] = True
     train = ok & ~held
-    cache = TASKS / f"model_{len(pos)}.pt"
+    key = hashlib.sha1(json.dumps([NET, FIT, SEED], sort_keys=True).encode()).hexdigest()[:8]
+    cache = TASKS / f"model_{len(pos)}_{key}.pt"             # keyed by the data's size and the fit's settings
     if cache.exists():
         model, meta = LearnedDiabatic.load(cache)
         return model, held, E, e0, meta["fit"]
