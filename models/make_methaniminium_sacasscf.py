@@ -27,9 +27,17 @@ Steps:
    (hybrid.tasks; each task stored as it finishes, a rerun resumes), collected into
    labels/methaniminium_sa3casscf.npz.
 4. A :class:`hybrid.ml.diabatic.DiabaticMLP` on the 15 inverse distances, fitted to energies, forces and
-   sign-free couplings of all but a held-out tenth; the held-out errors (energy RMSE per state, gap RMSE,
-   force RMSE, coupling error up to sign) are stored with it → methaniminium_sacasscf.pt, .json
+   sign-free couplings of all but a held-out tenth.
+5. ``ADAPT_ROUNDS`` adaptive rounds: surface hopping with the model (:func:`adaptive_configurations`)
+   gives ``N_ADAPT`` more geometries, appended to the configurations file and labelled as in step 3; the
+   model is fitted again. Each round's model is checked by surface hopping from 100 other Wigner starts
+   (the fraction whose energy breaks by ``BROKEN_EV`` within ``ADAPT_WINDOW`` fs) and on the last round's
+   held-out geometries, which none of them saw. The final model and its held-out errors (energy RMSE per
+   state, gap RMSE, force RMSE, coupling error up to sign) → methaniminium_sacasscf.pt, .json
    (``LearnedDiabatic.load``; energies relative to the file's ``energy_zero_eV``).
+
+About 2 h on two cores from nothing (labels 1 h, three fits of 7–18 min each on one core); a rerun
+reuses the stored configurations, label tasks and fits.
 
     python models/make_methaniminium_sacasscf.py [--workers 2]
     python models/make_methaniminium_sacasscf.py --scan       (the twist scan of three levels, ~5 min)
