@@ -36,7 +36,7 @@ Steps:
    state, gap RMSE, force RMSE, coupling error up to sign) → methaniminium_sacasscf.pt, .json
    (``LearnedDiabatic.load``; energies relative to the file's ``energy_zero_eV``).
 
-About 2 h on two cores from nothing (labels 1 h, three fits of 7–18 min each on one core); a rerun
+About 1 h on two cores from nothing (600 labels of 6 s on two workers, two fits of 12 and 18 min on one core); a rerun
 reuses the stored configurations, label tasks and fits.
 
     python models/make_methaniminium_sacasscf.py [--workers 2]
