@@ -53,10 +53,10 @@ def twist_and_cn(x):
 
 def observer(masses):
     """observe(...) -> active, |c₁|², twist (°), C–N (Å), gap (eV), total energy (eV) per trajectory."""
-    from hybrid import units
+    from hybrid.surface_hopping import kinetic_energy
 
     def observe(x, v, active, energies, amplitudes):
-        kinetic = 0.5 * (masses[None, :, None] * v**2).sum((1, 2)) / units.ACCEL
+        kinetic = kinetic_energy(v, masses)
         return np.column_stack([active, np.abs(amplitudes[:, 1]) ** 2, twist_and_cn(x[:, :6]),
                                 energies[:, 1] - energies[:, 0], energies[np.arange(len(x)), active] + kinetic])
     return observe

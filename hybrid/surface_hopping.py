@@ -74,7 +74,7 @@ class HoppingResult:
             return cls(**{k: f[k] for k in cls.__dataclass_fields__})
 
 
-def _kinetic(v, masses):
+def kinetic_energy(v, masses):
     """(T,) eV from v (T, N, 3) Å/fs and masses (N,) amu."""
     return 0.5 * np.einsum("n,tna,tna->t", masses, v, v) / units.ACCEL
 
@@ -146,8 +146,8 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
     if d is None:
         raise InputError("surface_hopping: the model returns no couplings")
     inv_m = (units.ACCEL / masses)[None, :, None]
-    e0 = _kinetic(v, masses) + E[np.arange(T), active]
-    kinetic0 = _kinetic(v, masses)
+    e0 = kinetic_energy(v, masses) + E[np.arange(T), active]
+    kinetic0 = kinetic_energy(v, masses)
     err = np.zeros(T)
     steps = np.zeros(T, int)
     hops = np.zeros(T, int)
@@ -216,7 +216,7 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
                     p = B / (2 * A)
                     v_new[t] = v_new[t] - 2 * p * u / masses[:, None]
         if decoherence == "edc":
-            ekin = np.maximum(_kinetic(v_new, masses), 1e-12)
+            ekin = np.maximum(kinetic_energy(v_new, masses), 1e-12)
             Ea = rn.energies[idx, ar]
             gap = np.abs(rn.energies - Ea[:, None])
             damp = np.exp(-dt * gap / units.HBAR / (1 + EDC_C / ekin)[:, None])
@@ -230,7 +230,7 @@ def surface_hopping(model, positions, velocities, masses, state, dt: float, n_st
         if U is not None:
             U[run] = rn.vectors
         steps[run] += 1
-        err[run] = np.maximum(err[run], np.abs(_kinetic(v_new, masses) + rn.energies[idx, ar] - e0[run]))
+        err[run] = np.maximum(err[run], np.abs(kinetic_energy(v_new, masses) + rn.energies[idx, ar] - e0[run]))
         if stop is not None:
             done[run] = np.asarray(stop(x_new, v_new), bool)
         if step % record_every == 0:

@@ -259,15 +259,14 @@ def swarm(model, modes, seed, n=ADAPT_TRAJ, window=ADAPT_WINDOW):
     geometries every 1 fs (K, n, 6, 3), |E(t) − E(0)| at them (K, n) eV."""
     from ase.data import atomic_masses
 
-    from hybrid import units
     from hybrid.sampling.wigner import wigner_sample
-    from hybrid.surface_hopping import surface_hopping
+    from hybrid.surface_hopping import kinetic_energy, surface_hopping
     x, v = wigner_sample(modes, n, seed=seed)
     masses = atomic_masses[NUMBERS]
 
     def observe(x, v, active, energies, amplitudes):
-        kinetic = 0.5 * (masses[None, :, None] * v**2).sum((1, 2)) / units.ACCEL
-        return np.column_stack([x.reshape(len(x), -1), energies[np.arange(len(x)), active] + kinetic])
+        return np.column_stack([x.reshape(len(x), -1),
+                                energies[np.arange(len(x)), active] + kinetic_energy(v, masses)])
     with np.errstate(all="ignore"):           # a model off its data can send atoms far apart: that is the point
         r = surface_hopping(model, x, v, masses, 1, 0.5, int(round(window / 0.5)), seed=seed, n_substeps=20,
                             decoherence="edc", record_every=2, observe=observe)
